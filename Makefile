@@ -1,0 +1,71 @@
+# The order saga: every task a developer or CI runs. `make help` lists them.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(CURDIR)/$(VENV)/bin
+STAMP := $(VENV)/.installed
+export PATH := $(BIN):$(PATH)
+
+.PHONY: help venv gen check-gen vendor lint fmt typecheck buf check test test-unit test-contract \
+        test-integration test-e2e release-contracts lock clean
+
+help: ## List the targets
+	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "} {printf "  \033[36m%-18s\033[0m %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml gen/pyproject.toml constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -c constraints.txt --config-settings editable_mode=compat -e ./gen -e '.[dev]'
+	@touch $@
+
+venv: $(STAMP) ## Create .venv and install everything the project needs (pinned by constraints.txt)
+
+vendor: $(STAMP) ## Copy the third-party protos (google.api/rpc/type) into third_party/proto for buf
+	$(BIN)/python -m tools.protogen vendor
+
+gen: $(STAMP) ## Regenerate gen/ and the gateway descriptor set from proto/
+	$(BIN)/python -m tools.protogen gen
+
+check-gen: $(STAMP) ## Fail if gen/ or the descriptor set is stale against proto/
+	$(BIN)/python -m tools.protogen check
+
+buf: vendor ## buf lint (STANDARD + COMMENTS) and buf breaking against the released baseline
+	buf lint proto
+	buf breaking proto --against proto/baseline.binpb
+
+release-contracts: vendor ## Record the current contracts as the released baseline that buf breaking guards
+	buf build proto -o proto/baseline.binpb
+
+lint: $(STAMP) ## ruff lint + format check
+	ruff check .
+	ruff format --check .
+
+fmt: $(STAMP) ## Format and auto-fix with ruff
+	ruff format .
+	ruff check --fix .
+
+typecheck: $(STAMP) ## mypy --strict on all hand-written code
+	mypy
+
+check: lint typecheck buf check-gen ## Every static check: ruff, mypy, buf, stale gen/
+
+test: check ## Install what is missing, run every check and every test tier
+	pytest
+
+test-unit: $(STAMP) ## Only the fast unit tests
+	pytest -m unit
+
+test-contract: $(STAMP) ## Only the contract tests
+	pytest -m contract
+
+lock: ## Re-pin constraints.txt from a fresh resolve of pyproject.toml
+	rm -rf /tmp/order-saga-lock && $(PYTHON) -m venv /tmp/order-saga-lock
+	/tmp/order-saga-lock/bin/pip install -q -e ./gen -e '.[dev]'
+	{ echo '# Pinned versions of every Python package the project installs (make venv uses them).'; \
+	  echo '# Regenerate with `make lock` after changing pyproject.toml.'; \
+	  /tmp/order-saga-lock/bin/pip freeze --exclude-editable | grep -v '^order-saga'; } > constraints.txt
+
+clean: ## Remove the venv, caches and local data
+	rm -rf $(VENV) third_party .mypy_cache .ruff_cache .pytest_cache data var artifacts

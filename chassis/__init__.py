@@ -1,0 +1,1 @@
+"""The microservice chassis: bus, gRPC server bootstrap, settings, logging, test fixtures."""
