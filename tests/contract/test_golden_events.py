@@ -13,9 +13,7 @@ IDS = [cls.DESCRIPTOR.full_name for cls in EVENTS]
 
 
 def test_the_three_public_events_exist() -> None:
-    assert {"orders.v1.OrderCreated", "payments.v1.PaymentSuccessful", "payments.v1.PaymentFailed"} <= set(
-        IDS
-    )
+    assert {"orders.v1.OrderCreated", "payments.v1.PaymentSuccessful", "payments.v1.PaymentFailed"} <= set(IDS)
 
 
 @pytest.mark.parametrize("cls", EVENTS, ids=IDS)

@@ -72,3 +72,58 @@ class OrderCreated(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___OrderCreated: _TypeAlias = OrderCreated  # noqa: Y015
+
+@_typing.final
+class OrderStateChanged(_message.Message):
+    """Published on subject `orders.changed.{order_id}` whenever an order changes
+    (created, paid, cancelled). Watchers follow it; it is not needed to process
+    an order.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    EVENT_ID_FIELD_NUMBER: _builtins.int
+    OCCUR_TIME_FIELD_NUMBER: _builtins.int
+    ORDER_ID_FIELD_NUMBER: _builtins.int
+    CUSTOMER_ID_FIELD_NUMBER: _builtins.int
+    STATE_FIELD_NUMBER: _builtins.int
+    VERSION_FIELD_NUMBER: _builtins.int
+    CANCEL_REASON_FIELD_NUMBER: _builtins.int
+    PAYMENT_ID_FIELD_NUMBER: _builtins.int
+    event_id: _builtins.str
+    """Unique id of this event; also the `Nats-Msg-Id` header."""
+    order_id: _builtins.str
+    """The order that changed."""
+    customer_id: _builtins.str
+    """The customer of the order."""
+    state: _orders_pb2.OrderState.ValueType
+    """The order's state after the change."""
+    version: _builtins.int
+    """The order's version after the change (1 when created, +1 per change)."""
+    cancel_reason: _builtins.str
+    """Why the order was cancelled, when it was."""
+    payment_id: _builtins.str
+    """The payment that settled the order, once known."""
+    @_builtins.property
+    def occur_time(self) -> _timestamp_pb2.Timestamp:
+        """When the event happened."""
+
+    def __init__(
+        self,
+        *,
+        event_id: _builtins.str = ...,
+        occur_time: _timestamp_pb2.Timestamp | None = ...,
+        order_id: _builtins.str = ...,
+        customer_id: _builtins.str = ...,
+        state: _orders_pb2.OrderState.ValueType = ...,
+        version: _builtins.int = ...,
+        cancel_reason: _builtins.str = ...,
+        payment_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["occur_time", b"occur_time"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["cancel_reason", b"cancel_reason", "customer_id", b"customer_id", "event_id", b"event_id", "occur_time", b"occur_time", "order_id", b"order_id", "payment_id", b"payment_id", "state", b"state", "version", b"version"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___OrderStateChanged: _TypeAlias = OrderStateChanged  # noqa: Y015

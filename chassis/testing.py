@@ -1,0 +1,242 @@
+"""Test fixtures shared by every suite: real nats-server and service processes on free ports, and waits."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from pathlib import Path
+from typing import IO, TypeVar
+
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from chassis.binaries import binary
+
+__all__ = ["SERVICES", "NatsServer", "ServiceProcess", "Stack", "free_port", "wait_for", "wait_for_port"]
+
+T = TypeVar("T")
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+async def wait_for(
+    probe: Callable[[], Awaitable[T]],
+    *,
+    timeout: float,
+    interval: float = 0.02,
+    what: str = "condition",
+) -> T:
+    """Poll ``probe`` until it returns a truthy value (returned) or ``timeout`` passes (TimeoutError)."""
+    deadline = time.monotonic() + timeout
+    last_error: BaseException | None = None
+    while True:
+        try:
+            value = await probe()
+            if value:
+                return value
+        except Exception as error:
+            last_error = error
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"timed out after {timeout}s waiting for {what}; last error: {last_error!r}")
+        await asyncio.sleep(interval)
+
+
+def wait_for_port(port: int, *, timeout: float, proc: subprocess.Popen[bytes] | None = None) -> None:
+    """Block until something accepts TCP connections on 127.0.0.1:``port``."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise RuntimeError(f"process exited with {proc.returncode} before listening on {port}")
+        with socket.socket() as sock:
+            sock.settimeout(0.2)
+            if sock.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.02)
+    raise TimeoutError(f"nothing listens on 127.0.0.1:{port} after {timeout}s")
+
+
+class NatsServer:
+    """A real nats-server with JetStream on a free port; can be stopped and restarted on the same port and store."""
+
+    def __init__(self, store_dir: Path, port: int | None = None) -> None:
+        self.store_dir = store_dir
+        self.port = port or free_port()
+        self.proc: subprocess.Popen[bytes] | None = None
+        self._log: IO[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"nats://127.0.0.1:{self.port}"
+
+    def start(self) -> NatsServer:
+        self.store_dir.mkdir(parents=True, exist_ok=True)
+        self._log = (self.store_dir / "nats-server.log").open("ab")
+        self.proc = subprocess.Popen(
+            [
+                binary("nats-server"),
+                "-a",
+                "127.0.0.1",
+                "-p",
+                str(self.port),
+                "-js",
+                "-sd",
+                str(self.store_dir),
+            ],
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+        )
+        wait_for_port(self.port, timeout=20, proc=self.proc)
+        return self
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.proc = None
+        if self._log is not None:
+            self._log.close()
+            self._log = None
+
+
+class ServiceProcess:
+    """One service as its own OS process (``python -m <module>``), with its log in a file."""
+
+    def __init__(self, module: str, env: Mapping[str, str], log_path: Path, grpc_port: int) -> None:
+        self.module = module
+        self.env = dict(env)
+        self.log_path = log_path
+        self.grpc_port = grpc_port
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def target(self) -> str:
+        return f"127.0.0.1:{self.grpc_port}"
+
+    def start(self) -> ServiceProcess:
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        with self.log_path.open("ab") as log:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", self.module],
+                env={**os.environ, **self.env},
+                cwd=ROOT,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+        return self
+
+    async def wait_healthy(self, timeout: float = 30.0) -> None:
+        async with grpc.aio.insecure_channel(self.target) as channel:
+            stub = health_pb2_grpc.HealthStub(channel)
+
+            async def serving() -> bool:
+                if self.proc is not None and self.proc.poll() is not None:
+                    raise RuntimeError(f"{self.module} exited with {self.proc.returncode}; see {self.log_path}")
+                reply = await stub.Check(health_pb2.HealthCheckRequest(), timeout=1)
+                return bool(reply.status == health_pb2.HealthCheckResponse.SERVING)
+
+            try:
+                await wait_for(serving, timeout=timeout, interval=0.05, what=f"{self.module} to be healthy")
+            except TimeoutError as error:
+                raise TimeoutError(f"{error}\n--- {self.log_path} ---\n{self.log_tail()}") from None
+
+    def log_tail(self, lines: int = 40) -> str:
+        if not self.log_path.exists():
+            return ""
+        return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+
+    def terminate(self, timeout: float = 20.0) -> int | None:
+        """SIGTERM, wait for the graceful stop; SIGKILL if it does not come. Returns the exit code."""
+        if self.proc is None:
+            return None
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        code = self.proc.returncode
+        self.proc = None
+        return code
+
+    def kill(self) -> None:
+        """SIGKILL: no chance to clean up, as in a crash."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+        self.proc = None
+
+
+SERVICES = {
+    "order_svc": "ORDER_SVC_GRPC_PORT",
+    "payment_svc": "PAYMENT_SVC_GRPC_PORT",
+    "notification_svc": "NOTIFICATION_SVC_GRPC_PORT",
+}
+
+
+class Stack:
+    """nats-server plus the three services as real processes, on free ports, sharing one data folder."""
+
+    def __init__(self, root: Path, env: Mapping[str, str] | None = None) -> None:
+        self.root = root
+        self.nats = NatsServer(root / "nats")
+        self.extra_env = dict(env or {})
+        self.services: dict[str, ServiceProcess] = {}
+        for module, port_var in SERVICES.items():
+            port = free_port()
+            self.services[module] = ServiceProcess(module, {}, root / "logs" / f"{module}.log", port)
+            self.extra_env.setdefault(port_var, str(port))
+
+    def env(self) -> dict[str, str]:
+        return {
+            "NATS_URL": self.nats.url,
+            "DATA_DIR": str(self.root / "data"),
+            "LOG_LEVEL": "INFO",
+            "LOG_FORMAT": "json",
+            **self.extra_env,
+        }
+
+    @property
+    def order(self) -> ServiceProcess:
+        return self.services["order_svc"]
+
+    @property
+    def payment(self) -> ServiceProcess:
+        return self.services["payment_svc"]
+
+    @property
+    def notification(self) -> ServiceProcess:
+        return self.services["notification_svc"]
+
+    def start_service(self, module: str) -> ServiceProcess:
+        service = self.services[module]
+        service.env = self.env()
+        return service.start()
+
+    async def start(self) -> Stack:
+        self.nats.start()
+        for module in self.services:
+            self.start_service(module)
+        await asyncio.gather(*(s.wait_healthy() for s in self.services.values()))
+        return self
+
+    def stop(self) -> None:
+        for service in self.services.values():
+            service.terminate()
+        self.nats.stop()

@@ -1,0 +1,1 @@
+"""notification_svc: records and sends exactly one notification per order outcome."""

@@ -1,0 +1,1 @@
+"""order_svc: takes orders over gRPC and moves them to PAID or CANCELLED from payment events."""

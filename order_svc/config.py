@@ -1,0 +1,18 @@
+"""Settings of order_svc (environment variables prefixed ORDER_SVC_, plus the shared ones)."""
+
+from __future__ import annotations
+
+from pydantic_settings import SettingsConfigDict
+
+from chassis.settings import ServiceSettings
+
+__all__ = ["OrderSettings"]
+
+
+class OrderSettings(ServiceSettings):
+    """Settings of order_svc; e.g. ``ORDER_SVC_GRPC_PORT`` (default 50051)."""
+
+    model_config = SettingsConfigDict(env_prefix="ORDER_SVC_", extra="ignore", frozen=True)
+
+    grpc_port: int = 50051
+    mongodb_database: str = "orders"

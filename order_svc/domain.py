@@ -1,0 +1,244 @@
+"""Order rules: states, validation, transitions and domain errors (pure: no I/O, no protobuf)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from enum import StrEnum
+
+from chassis.errors import AlreadyExists, FailedPrecondition, FieldViolation, InvalidArgument, NotFound
+from chassis.money import NANOS_PER_UNIT, Money
+
+__all__ = [
+    "KNOWN_PAYMENT_METHODS",
+    "IdempotencyKeyReused",
+    "LineItem",
+    "LineItemDraft",
+    "Order",
+    "OrderDraft",
+    "OrderNotCancellable",
+    "OrderNotFound",
+    "OrderState",
+    "PaymentOutcome",
+    "place_order",
+]
+
+KNOWN_PAYMENT_METHODS = frozenset({"pm_card_visa", "pm_card_mastercard", "pm_card_amex", "pm_card_declined"})
+MAX_LINE_ITEMS = 100
+MAX_QUANTITY = 1000
+MAX_ID_LENGTH = 128
+_CURRENCY = re.compile(r"^[A-Z]{3}$")
+
+
+class OrderState(StrEnum):
+    """Where an order is in its lifecycle."""
+
+    CREATED = "CREATED"
+    PAID = "PAID"
+    CANCELLED = "CANCELLED"
+
+
+FINAL_STATES = frozenset({OrderState.PAID, OrderState.CANCELLED})
+
+
+class OrderNotFound(NotFound):
+    """No order has this id."""
+
+    reason = "ORDER_NOT_FOUND"
+
+    def __init__(self, order_id: str) -> None:
+        super().__init__("orders.v1.Order", f"orders/{order_id}")
+
+
+class OrderNotCancellable(FailedPrecondition):
+    """Only a CREATED order can be cancelled."""
+
+    reason = "ORDER_NOT_CANCELLABLE"
+
+    def __init__(self, order_id: str, state: OrderState) -> None:
+        super().__init__(f"orders/{order_id} is {state.value}; only a CREATED order can be cancelled")
+
+
+class IdempotencyKeyReused(AlreadyExists):
+    """The idempotency key was first used for a different request."""
+
+    reason = "IDEMPOTENCY_KEY_REUSED"
+
+    def __init__(self) -> None:
+        super().__init__("this idempotency-key was already used for a different request")
+
+
+@dataclass(frozen=True)
+class LineItemDraft:
+    """A line item as the customer sent it, before validation."""
+
+    sku: str
+    quantity: int
+    currency: str
+    units: int
+    nanos: int
+    has_price: bool = True
+
+
+@dataclass(frozen=True)
+class OrderDraft:
+    """An order as the customer sent it, before validation."""
+
+    customer_id: str
+    line_items: Sequence[LineItemDraft]
+    payment_method: str = ""
+
+    def fingerprint(self) -> str:
+        """A digest of the request, to tell a retry from a different request under the same key."""
+        canonical = json.dumps(
+            [
+                self.customer_id,
+                self.payment_method,
+                [[i.sku, i.quantity, i.currency, i.units, i.nanos] for i in self.line_items],
+            ],
+            separators=(",", ":"),
+        )
+        return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class LineItem:
+    """A validated line item."""
+
+    sku: str
+    quantity: int
+    unit_price: Money
+
+
+@dataclass(frozen=True)
+class PaymentOutcome:
+    """What the payment service decided for an order."""
+
+    order_id: str
+    payment_id: str
+    succeeded: bool
+    decline_reason: str = ""
+
+
+@dataclass(frozen=True)
+class Order:
+    """An order; every change returns a new Order with ``version`` + 1."""
+
+    order_id: str
+    customer_id: str
+    line_items: tuple[LineItem, ...]
+    total: Money
+    state: OrderState
+    payment_method: str
+    create_time: datetime
+    update_time: datetime
+    cancel_reason: str = ""
+    payment_id: str = ""
+    version: int = 1
+    fingerprint: str = field(default="", compare=False)
+
+    @property
+    def is_final(self) -> bool:
+        return self.state in FINAL_STATES
+
+    def _changed(self, now: datetime, **changes: object) -> Order:
+        return replace(self, update_time=max(now, self.update_time), version=self.version + 1, **changes)  # type: ignore[arg-type]
+
+    def cancel(self, reason: str, now: datetime) -> Order:
+        """The customer cancels: allowed only from CREATED."""
+        if self.state is not OrderState.CREATED:
+            raise OrderNotCancellable(self.order_id, self.state)
+        return self._changed(now, state=OrderState.CANCELLED, cancel_reason=reason or "cancelled by the customer")
+
+    def apply_payment(self, outcome: PaymentOutcome, now: datetime) -> Order | None:
+        """Apply a payment result; None when it changes nothing (a repeat, or the order is already final).
+
+        A payment that arrives after the customer cancelled never revives the order: it is only recorded.
+        """
+        if self.payment_id == outcome.payment_id:
+            return None
+        if self.state is OrderState.CREATED:
+            if outcome.succeeded:
+                return self._changed(now, state=OrderState.PAID, payment_id=outcome.payment_id)
+            return self._changed(
+                now,
+                state=OrderState.CANCELLED,
+                payment_id=outcome.payment_id,
+                cancel_reason=f"payment failed: {outcome.decline_reason or 'declined'}",
+            )
+        if self.state is OrderState.CANCELLED and not self.payment_id:
+            return self._changed(now, payment_id=outcome.payment_id)
+        return None
+
+
+def _validate_money(path: str, item: LineItemDraft, violations: list[FieldViolation]) -> None:
+    if not item.has_price:
+        violations.append(FieldViolation(path, "is required"))
+        return
+    if not _CURRENCY.match(item.currency):
+        violations.append(FieldViolation(f"{path}.currency_code", "must be a 3-letter ISO 4217 code, e.g. USD"))
+    if not -NANOS_PER_UNIT < item.nanos < NANOS_PER_UNIT:
+        violations.append(FieldViolation(f"{path}.nanos", "must be between -999,999,999 and 999,999,999"))
+    elif item.units * item.nanos < 0:
+        violations.append(FieldViolation(f"{path}.nanos", "must have the same sign as units"))
+    if item.units < 0 or item.nanos < 0:
+        violations.append(FieldViolation(path, "must not be negative"))
+
+
+def place_order(draft: OrderDraft, order_id: str, now: datetime) -> Order:
+    """Validate a draft and make it a CREATED order; InvalidArgument lists every bad field."""
+    violations: list[FieldViolation] = []
+    if not draft.customer_id.strip():
+        violations.append(FieldViolation("order.customer_id", "is required"))
+    elif len(draft.customer_id) > MAX_ID_LENGTH:
+        violations.append(FieldViolation("order.customer_id", f"must be at most {MAX_ID_LENGTH} characters"))
+    if not draft.line_items:
+        violations.append(FieldViolation("order.line_items", "must have at least one item"))
+    elif len(draft.line_items) > MAX_LINE_ITEMS:
+        violations.append(FieldViolation("order.line_items", f"must have at most {MAX_LINE_ITEMS} items"))
+    if draft.payment_method and draft.payment_method not in KNOWN_PAYMENT_METHODS:
+        violations.append(
+            FieldViolation(
+                "order.payment_method",
+                f"unknown payment method; use one of {', '.join(sorted(KNOWN_PAYMENT_METHODS))}",
+            )
+        )
+    currencies: set[str] = set()
+    for i, item in enumerate(draft.line_items[:MAX_LINE_ITEMS]):
+        path = f"order.line_items[{i}]"
+        if not item.sku.strip():
+            violations.append(FieldViolation(f"{path}.sku", "is required"))
+        elif len(item.sku) > MAX_ID_LENGTH:
+            violations.append(FieldViolation(f"{path}.sku", f"must be at most {MAX_ID_LENGTH} characters"))
+        if not 1 <= item.quantity <= MAX_QUANTITY:
+            violations.append(FieldViolation(f"{path}.quantity", f"must be between 1 and {MAX_QUANTITY}"))
+        _validate_money(f"{path}.unit_price", item, violations)
+        if item.has_price and _CURRENCY.match(item.currency):
+            currencies.add(item.currency)
+    if len(currencies) > 1:
+        violations.append(
+            FieldViolation(
+                "order.line_items", f"all prices must be in one currency, got {', '.join(sorted(currencies))}"
+            )
+        )
+    if violations:
+        raise InvalidArgument(violations)
+    items = tuple(LineItem(i.sku, i.quantity, Money.of(i.currency, i.units, i.nanos)) for i in draft.line_items)
+    total = Money(items[0].unit_price.currency, 0)
+    for line in items:
+        total = total.plus(line.unit_price.times(line.quantity))
+    return Order(
+        order_id=order_id,
+        customer_id=draft.customer_id,
+        line_items=items,
+        total=total,
+        state=OrderState.CREATED,
+        payment_method=draft.payment_method,
+        create_time=now,
+        update_time=now,
+        fingerprint=draft.fingerprint(),
+    )

@@ -1,0 +1,59 @@
+"""Outbound events of order_svc: a changed order → protobuf event → outbox entry."""
+
+from __future__ import annotations
+
+from orders.v1 import events_pb2, orders_pb2
+
+from chassis.convert import money_to_pb, timestamp
+from chassis.ids import derived_id
+from chassis.outbox import OutboxEvent
+from order_svc.convert import state_to_pb
+from order_svc.domain import Order
+
+__all__ = ["ORDER_CREATED_SUBJECT", "changed_subject", "events_for"]
+
+ORDER_CREATED_SUBJECT = "orders.created"
+
+
+def changed_subject(order_id: str) -> str:
+    """Where the changes of one order are published (WatchOrder follows it)."""
+    return f"orders.changed.{order_id}"
+
+
+def _order_created(order: Order) -> OutboxEvent:
+    event_id = derived_id("OrderCreated", order.order_id)
+    event = events_pb2.OrderCreated(
+        event_id=event_id,
+        occur_time=timestamp(order.create_time),
+        order_id=order.order_id,
+        customer_id=order.customer_id,
+        total=money_to_pb(order.total),
+        payment_method=order.payment_method,
+        line_items=[
+            orders_pb2.LineItem(sku=i.sku, quantity=i.quantity, unit_price=money_to_pb(i.unit_price))
+            for i in order.line_items
+        ],
+    )
+    return OutboxEvent.of(ORDER_CREATED_SUBJECT, event, event_id=event_id, order_id=order.order_id)
+
+
+def _order_changed(order: Order) -> OutboxEvent:
+    event_id = derived_id("OrderStateChanged", order.order_id, str(order.version))
+    event = events_pb2.OrderStateChanged(
+        event_id=event_id,
+        occur_time=timestamp(order.update_time),
+        order_id=order.order_id,
+        customer_id=order.customer_id,
+        state=state_to_pb(order.state),
+        version=order.version,
+        cancel_reason=order.cancel_reason,
+        payment_id=order.payment_id,
+    )
+    return OutboxEvent.of(changed_subject(order.order_id), event, event_id=event_id, order_id=order.order_id)
+
+
+def events_for(order: Order) -> list[OutboxEvent]:
+    """The events an order owes after being created (version 1) or changed."""
+    if order.version == 1:
+        return [_order_created(order), _order_changed(order)]
+    return [_order_changed(order)]

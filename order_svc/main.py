@@ -1,0 +1,54 @@
+"""Composition root of order_svc: wires store, bus, use cases and servicer (nothing runs at import)."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+
+from orders.v1 import orders_pb2, orders_pb2_grpc
+
+from chassis.bus import Bus
+from chassis.outbox import OutboxRelay
+from chassis.server import ServiceBinding
+from chassis.service import Components, choose_store, run
+from order_svc.config import OrderSettings
+from order_svc.consumers import PAYMENT_SUBJECTS, NatsChangeFeed, PaymentEventHandler
+from order_svc.grpc_api import OrderApi
+from order_svc.store import MongoOrderStore, OrderStore, SqliteOrderStore
+from order_svc.usecases import OrderUseCases
+
+__all__ = ["builder", "main"]
+
+NAME = "order_svc"
+
+
+def builder(settings: OrderSettings) -> Callable[[Bus], Awaitable[Components]]:
+    async def build(bus: Bus) -> Components:
+        store: OrderStore
+        store, closers = choose_store(settings, NAME, sqlite=SqliteOrderStore, mongo=MongoOrderStore)
+        await store.open()
+        relay = OutboxRelay(store.outbox, bus)
+        usecases = OrderUseCases(store, NatsChangeFeed(bus), on_commit=relay.notify)
+        consumer = bus.consumer(
+            stream="PAYMENTS",
+            durable="order-svc-payments",
+            subjects=PAYMENT_SUBJECTS,
+            handler=PaymentEventHandler(usecases),
+            max_deliver=settings.max_deliver,
+            batch=settings.fetch_batch,
+        )
+        service = orders_pb2.DESCRIPTOR.services_by_name["OrderService"].full_name
+        return Components(
+            grpc_services=[
+                ServiceBinding(orders_pb2_grpc.add_OrderServiceServicer_to_server, OrderApi(usecases), service)
+            ],
+            consumers=[consumer],
+            relays=[relay],
+            closers=[store.close, *closers],
+        )
+
+    return build
+
+
+def main() -> None:
+    settings = OrderSettings()
+    run(NAME, settings, builder(settings))
