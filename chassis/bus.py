@@ -40,6 +40,7 @@ DEAD_LETTER_STREAM = "DEAD_LETTERS"
 DUPLICATE_WINDOW_SECONDS = 120.0
 STREAM_MAX_AGE_SECONDS = 7 * 24 * 3600.0
 EVENT_TYPE_HEADER = "Event-Type"
+EVENT_ID_HEADER = "Event-Id"
 MSG_ID_HEADER = "Nats-Msg-Id"
 
 M = TypeVar("M", bound=Message)
@@ -153,7 +154,7 @@ class Bus:
             subject,
             payload,
             timeout=5.0,
-            headers={MSG_ID_HEADER: event_id, EVENT_TYPE_HEADER: event_type},
+            headers={MSG_ID_HEADER: event_id, EVENT_ID_HEADER: event_id, EVENT_TYPE_HEADER: event_type},
         )
 
     def consumer(
@@ -257,7 +258,7 @@ class Consumer:
         envelope = Envelope(
             subject=msg.subject,
             event_type=headers.get(EVENT_TYPE_HEADER, ""),
-            event_id=headers.get(MSG_ID_HEADER, ""),
+            event_id=headers.get(EVENT_ID_HEADER) or headers.get(MSG_ID_HEADER, ""),
             data=msg.data,
             num_delivered=num_delivered,
             headers=headers,

@@ -31,6 +31,7 @@ KNOWN_PAYMENT_METHODS = frozenset({"pm_card_visa", "pm_card_mastercard", "pm_car
 MAX_LINE_ITEMS = 100
 MAX_QUANTITY = 1000
 MAX_ID_LENGTH = 128
+MAX_UNIT_PRICE_UNITS = 10**12  # keeps any total within google.type.Money's int64 units
 _CURRENCY = re.compile(r"^[A-Z]{3}$")
 
 
@@ -187,6 +188,8 @@ def _validate_money(path: str, item: LineItemDraft, violations: list[FieldViolat
         violations.append(FieldViolation(f"{path}.nanos", "must have the same sign as units"))
     if item.units < 0 or item.nanos < 0:
         violations.append(FieldViolation(path, "must not be negative"))
+    elif item.units > MAX_UNIT_PRICE_UNITS:
+        violations.append(FieldViolation(f"{path}.units", f"must be at most {MAX_UNIT_PRICE_UNITS:,}"))
 
 
 def place_order(draft: OrderDraft, order_id: str, now: datetime) -> Order:

@@ -9,7 +9,6 @@ from contextlib import AbstractAsyncContextManager
 from datetime import datetime
 from typing import Protocol
 
-from chassis.bus import PermanentError
 from chassis.ids import derived_id, new_id, utc_now
 from chassis.logging import get_logger
 from chassis.paging import fetch_page
@@ -119,7 +118,8 @@ class OrderUseCases:
         try:
             order = await self._change(outcome.order_id, lambda o: o.apply_payment(outcome, self._clock()))
         except OrderNotFound as error:
-            raise PermanentError(f"payment {outcome.payment_id} for unknown order {outcome.order_id}") from error
+            # Retried, then dead-lettered after max_deliver: replayable once the order exists.
+            raise LookupError(f"payment {outcome.payment_id} for unknown order {outcome.order_id}") from error
         if order.payment_id == outcome.payment_id and order.state is OrderState.CANCELLED and outcome.succeeded:
             log.warning(
                 "payment succeeded for a cancelled order: refund due",

@@ -1,0 +1,46 @@
+"""The mock provider's rule and the notification wording are pure functions."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+
+from chassis.money import Money
+from notification_svc.domain import NotificationKind, PaymentResult, notification_for
+from payment_svc.domain import ChargeRequest, Decision, PaymentStatus, decide, record_payment
+
+NOW = datetime(2026, 11, 24, tzinfo=UTC)
+
+
+@pytest.mark.parametrize("draw", [0.0, 0.5, 0.999])
+def test_visa_always_succeeds_and_declined_always_fails_whatever_the_rate(draw: float) -> None:
+    assert decide("pm_card_visa", draw, decline_rate=1.0) == Decision(approved=True)
+    declined = decide("pm_card_declined", draw, decline_rate=0.0)
+    assert (declined.approved, declined.decline_code) == (False, "card_declined")
+
+
+def test_other_methods_are_declined_at_the_configured_rate() -> None:
+    assert decide("pm_card_amex", 0.29, decline_rate=0.3).approved is False
+    assert decide("", 0.3, decline_rate=0.3).approved is True
+    assert decide("", 0.0, decline_rate=0.0).approved is True
+
+
+def test_a_declined_payment_keeps_the_reason() -> None:
+    request = ChargeRequest("o", "alice", Money.of("USD", 5, 0), "pm_card_declined")
+    payment = record_payment(request, decide("pm_card_declined", 0.0, 0.0), "p", NOW)
+    assert (payment.status, payment.decline_reason) == (PaymentStatus.DECLINED, "Your card was declined.")
+
+
+def test_one_outcome_gives_the_same_notification_id_every_time() -> None:
+    result = PaymentResult("o-1", "alice", True, Money.of("USD", 25, 0))
+    first, again = notification_for(result, "e-1", NOW), notification_for(result, "e-2", NOW)
+    assert first.notification_id == again.notification_id
+    assert first.kind is NotificationKind.ORDER_PAID
+    assert first.message == "Your order o-1 is paid: 25.00 USD. Thank you!"
+
+
+def test_a_failed_payment_notification_says_why() -> None:
+    note = notification_for(PaymentResult("o-1", "alice", False, Money.of("USD", 1, 0), "No funds."), "e", NOW)
+    assert note.kind is NotificationKind.PAYMENT_FAILED
+    assert note.message.endswith("the payment failed: No funds.")
