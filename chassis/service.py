@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import signal
+import sys
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -110,7 +112,13 @@ def run(name: str, settings: ServiceSettings, build: Callable[[Bus], Awaitable[C
 
     try:
         import uvloop
-    except ImportError:  # pragma: no cover - uvloop is a dependency everywhere but Windows
-        asyncio.run(main())
-    else:
+
         uvloop.run(main())
+    except OSError as error:  # e.g. the gRPC port is taken: say so plainly, no traceback
+        log.error("cannot start", error=str(error))
+        sys.exit(1)
+    # Everything is closed and flushed by now; skip the interpreter's teardown, where gRPC's
+    # C core can take seconds to stop its threads and would delay a restart or a rolling deploy.
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)

@@ -196,3 +196,20 @@ async def test_sigterm_stops_each_service_gracefully(fresh: tuple[Stack, SagaCli
     for service in stack.services.values():
         assert service.terminate() == 0
         assert '"service stopped"' in service.log_path.read_text()
+
+
+async def test_services_started_before_nats_serve_at_once_and_finish_orders_when_it_arrives(tmp_path: Path) -> None:
+    stack = Stack(tmp_path)
+    try:
+        for module in stack.services:
+            stack.start_service(module)
+        await asyncio.gather(*(s.wait_healthy() for s in stack.services.values()))
+        async with saga_client(stack) as saga:
+            order = await saga.create("pm_card_visa")
+            assert order.state == orders_pb2.ORDER_STATE_CREATED
+            stack.nats.start()
+            (final,) = await saga.wait_final([order.order_id])
+            assert final.state == orders_pb2.ORDER_STATE_PAID
+            await saga.wait_notified([order.order_id])
+    finally:
+        stack.stop()
