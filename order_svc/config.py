@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
 from chassis.settings import ServiceSettings
@@ -14,5 +15,5 @@ class OrderSettings(ServiceSettings):
 
     model_config = SettingsConfigDict(env_prefix="ORDER_SVC_", extra="ignore", frozen=True)
 
-    grpc_port: int = 50051
+    grpc_port: int = Field(50051, ge=0, le=65535)
     mongodb_database: str = "orders"

@@ -1,0 +1,53 @@
+"""Settings come from the environment, with shared and per-service names, and bad values stop the start."""
+
+from __future__ import annotations
+
+import pytest
+from pydantic import ValidationError
+
+from notification_svc.config import NotificationSettings
+from order_svc.config import OrderSettings
+from payment_svc.config import PaymentSettings
+
+
+def test_defaults_match_the_public_contract(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in (
+        "NATS_URL",
+        "MONGODB_URI",
+        "ORDER_SVC_GRPC_PORT",
+        "PAYMENT_SVC_GRPC_PORT",
+        "NOTIFICATION_SVC_GRPC_PORT",
+    ):
+        monkeypatch.delenv(name, raising=False)
+    assert [s().grpc_port for s in (OrderSettings, PaymentSettings, NotificationSettings)] == [50051, 50052, 50053]
+    assert OrderSettings().nats_url == "nats://127.0.0.1:4222"
+    assert OrderSettings().mongodb_uri is None
+
+
+def test_shared_names_are_unprefixed_and_own_names_are_prefixed(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("NATS_URL", "nats://10.0.0.1:4222")
+    monkeypatch.setenv("PAYMENT_SVC_DECLINE_RATE", "0.25")
+    monkeypatch.setenv("GRPC_PORT", "1")  # not a setting of any service: ignored
+    settings = PaymentSettings()
+    assert (settings.nats_url, settings.decline_rate, settings.grpc_port) == ("nats://10.0.0.1:4222", 0.25, 50052)
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("ORDER_SVC_GRPC_PORT", "not-a-port"),
+        ("ORDER_SVC_GRPC_PORT", "70000"),
+        ("ORDER_SVC_MAX_DELIVER", "0"),
+        ("LOG_LEVEL", "CHATTY"),
+    ],
+)
+def test_a_bad_value_fails_fast(monkeypatch: pytest.MonkeyPatch, name: str, value: str) -> None:
+    monkeypatch.setenv(name, value)
+    with pytest.raises(ValidationError):
+        OrderSettings()
+
+
+def test_a_decline_rate_outside_zero_to_one_fails_fast(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PAYMENT_SVC_DECLINE_RATE", "1.5")
+    with pytest.raises(ValidationError):
+        PaymentSettings()
