@@ -9,9 +9,17 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TypeVar
 
-from chassis.outbox import OutboxEvent
+from chassis.outbox import OutboxEvent, OutboxSource
 
-__all__ = ["SqliteDb", "SqliteOutbox", "add_to_outbox", "keyset_page_sql"]
+__all__ = [
+    "SqliteDb",
+    "SqliteOutbox",
+    "SqliteStore",
+    "add_to_outbox",
+    "insert_document",
+    "keyset_page_sql",
+    "select_doc",
+]
 
 T = TypeVar("T")
 
@@ -131,3 +139,37 @@ def keyset_page_sql(
         sql += " WHERE " + " AND ".join(where)
     sql += f" ORDER BY create_time DESC, {id_column} DESC LIMIT ?"
     return sql, [*args, limit]
+
+
+def insert_document(
+    conn: sqlite3.Connection, table: str, columns: dict[str, object], events: Sequence[OutboxEvent]
+) -> bool:
+    """Insert a row (its ``doc`` column among ``columns``) and its events; False if a unique key exists already."""
+    names = ", ".join(columns)
+    marks = ", ".join("?" for _ in columns)
+    try:
+        conn.execute(f"INSERT INTO {table} ({names}) VALUES ({marks})", list(columns.values()))
+    except sqlite3.IntegrityError:
+        return False
+    add_to_outbox(conn, events)
+    return True
+
+
+def select_doc(conn: sqlite3.Connection, table: str, column: str, value: str) -> str | None:
+    """The ``doc`` of the row whose ``column`` equals ``value``."""
+    row = conn.execute(f"SELECT doc FROM {table} WHERE {column} = ?", (value,)).fetchone()
+    return None if row is None else str(row[0])
+
+
+class SqliteStore:
+    """Base of the SQLite adapters: one database file, its schema, and the outbox the relay reads."""
+
+    def __init__(self, path: Path, schema: str) -> None:
+        self._db = SqliteDb(path, schema)
+        self.outbox: OutboxSource = SqliteOutbox(self._db)
+
+    async def open(self) -> None:
+        await self._db.open()
+
+    async def close(self) -> None:
+        await self._db.close()

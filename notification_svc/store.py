@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import sqlite3
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -12,7 +11,7 @@ from pymongo.errors import DuplicateKeyError
 
 from chassis.mongo import keyset_page
 from chassis.paging import Cursor
-from chassis.sqlite import SqliteDb, keyset_page_sql
+from chassis.sqlite import SqliteStore, insert_document, keyset_page_sql
 from chassis.timefmt import format_time, parse_time
 from notification_svc.domain import Notification, NotificationKind
 
@@ -84,37 +83,23 @@ CREATE INDEX IF NOT EXISTS notifications_undelivered ON notifications (create_ti
 """
 
 
-class SqliteNotificationStore:
+class SqliteNotificationStore(SqliteStore):
     """Notifications in a SQLite file; UNIQUE (order_id, kind) makes a redelivered event a no-op."""
 
     def __init__(self, path: Path) -> None:
-        self._db = SqliteDb(path, _SCHEMA)
-
-    async def open(self) -> None:
-        await self._db.open()
-
-    async def close(self) -> None:
-        await self._db.close()
+        super().__init__(path, _SCHEMA)
 
     async def add(self, notification: Notification) -> bool:
         doc = _to_doc(notification)
-
-        def insert(conn: sqlite3.Connection) -> bool:
-            cursor = conn.execute(
-                "INSERT OR IGNORE INTO notifications (notification_id, order_id, customer_id, kind, create_time, doc)"
-                " VALUES (?, ?, ?, ?, ?, ?)",
-                (
-                    notification.notification_id,
-                    notification.order_id,
-                    notification.customer_id,
-                    notification.kind.value,
-                    doc["create_time"],
-                    json.dumps(doc),
-                ),
-            )
-            return cursor.rowcount == 1
-
-        return await self._db.transaction(insert)
+        columns = {
+            "notification_id": notification.notification_id,
+            "order_id": notification.order_id,
+            "customer_id": notification.customer_id,
+            "kind": notification.kind.value,
+            "create_time": doc["create_time"],
+            "doc": json.dumps(doc),
+        }
+        return await self._db.transaction(lambda conn: insert_document(conn, "notifications", columns, ()))
 
     async def page(self, order_id: str, customer_id: str, limit: int, after: Cursor | None) -> list[Notification]:
         filters = {"order_id": order_id, "customer_id": customer_id}

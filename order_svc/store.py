@@ -15,7 +15,7 @@ from chassis.money import Money
 from chassis.mongo import MongoOutbox, keyset_page, outbox_entries
 from chassis.outbox import OutboxEvent, OutboxSource
 from chassis.paging import Cursor
-from chassis.sqlite import SqliteDb, SqliteOutbox, add_to_outbox, keyset_page_sql
+from chassis.sqlite import SqliteStore, add_to_outbox, insert_document, keyset_page_sql, select_doc
 from chassis.timefmt import format_time, parse_time
 from order_svc.domain import LineItem, Order, OrderState
 
@@ -97,33 +97,26 @@ CREATE INDEX IF NOT EXISTS orders_by_time ON orders (create_time DESC, order_id 
 """
 
 
-class SqliteOrderStore:
+class SqliteOrderStore(SqliteStore):
     """Orders in a SQLite file; the outbox is a table written in the same transaction."""
 
     def __init__(self, path: Path) -> None:
-        self._db = SqliteDb(path, _SCHEMA)
-        self.outbox: OutboxSource = SqliteOutbox(self._db)
-
-    async def open(self) -> None:
-        await self._db.open()
-
-    async def close(self) -> None:
-        await self._db.close()
+        super().__init__(path, _SCHEMA)
 
     async def create(self, order: Order, events: Sequence[OutboxEvent]) -> tuple[Order, bool]:
         doc = _to_doc(order)
+        columns = {
+            "order_id": order.order_id,
+            "customer_id": order.customer_id,
+            "create_time": doc["create_time"],
+            "version": order.version,
+            "doc": json.dumps(doc),
+        }
 
         def insert(conn: sqlite3.Connection) -> tuple[Order, bool]:
-            try:
-                conn.execute(
-                    "INSERT INTO orders (order_id, customer_id, create_time, version, doc) VALUES (?, ?, ?, ?, ?)",
-                    (order.order_id, order.customer_id, doc["create_time"], order.version, json.dumps(doc)),
-                )
-            except sqlite3.IntegrityError:
-                row = conn.execute("SELECT doc FROM orders WHERE order_id = ?", (order.order_id,)).fetchone()
-                return _from_doc(json.loads(row[0])), False
-            add_to_outbox(conn, events)
-            return order, True
+            if insert_document(conn, "orders", columns, events):
+                return order, True
+            return _from_doc(json.loads(select_doc(conn, "orders", "order_id", order.order_id) or "")), False
 
         return await self._db.transaction(insert)
 

@@ -15,7 +15,7 @@ from chassis.money import Money
 from chassis.mongo import MongoOutbox, keyset_page, outbox_entries
 from chassis.outbox import OutboxEvent, OutboxSource
 from chassis.paging import Cursor
-from chassis.sqlite import SqliteDb, SqliteOutbox, add_to_outbox, keyset_page_sql
+from chassis.sqlite import SqliteStore, insert_document, keyset_page_sql, select_doc
 from chassis.timefmt import format_time, parse_time
 from payment_svc.domain import Payment, PaymentStatus
 
@@ -83,47 +83,32 @@ CREATE INDEX IF NOT EXISTS payments_by_time ON payments (create_time DESC, payme
 """
 
 
-class SqlitePaymentStore:
+class SqlitePaymentStore(SqliteStore):
     """Payments in a SQLite file; ``order_id`` is UNIQUE, so an order can never be charged twice."""
 
     def __init__(self, path: Path) -> None:
-        self._db = SqliteDb(path, _SCHEMA)
-        self.outbox: OutboxSource = SqliteOutbox(self._db)
-
-    async def open(self) -> None:
-        await self._db.open()
-
-    async def close(self) -> None:
-        await self._db.close()
+        super().__init__(path, _SCHEMA)
 
     async def create(self, payment: Payment, events: Sequence[OutboxEvent]) -> tuple[Payment, bool]:
         doc = _to_doc(payment)
+        columns = {
+            "payment_id": payment.payment_id,
+            "order_id": payment.order_id,
+            "customer_id": payment.customer_id,
+            "create_time": doc["create_time"],
+            "doc": json.dumps(doc),
+        }
 
         def insert(conn: sqlite3.Connection) -> tuple[Payment, bool]:
-            try:
-                conn.execute(
-                    "INSERT INTO payments (payment_id, order_id, customer_id, create_time, doc) VALUES (?, ?, ?, ?, ?)",
-                    (
-                        payment.payment_id,
-                        payment.order_id,
-                        payment.customer_id,
-                        doc["create_time"],
-                        json.dumps(doc),
-                    ),
-                )
-            except sqlite3.IntegrityError:
-                row = conn.execute("SELECT doc FROM payments WHERE order_id = ?", (payment.order_id,)).fetchone()
-                return _from_doc(json.loads(row[0])), False
-            add_to_outbox(conn, events)
-            return payment, True
+            if insert_document(conn, "payments", columns, events):
+                return payment, True
+            return _from_doc(json.loads(select_doc(conn, "payments", "order_id", payment.order_id) or "")), False
 
         return await self._db.transaction(insert)
 
     async def get_by_order(self, order_id: str) -> Payment | None:
-        row = await self._db.run(
-            lambda c: c.execute("SELECT doc FROM payments WHERE order_id = ?", (order_id,)).fetchone()
-        )
-        return None if row is None else _from_doc(json.loads(row[0]))
+        doc = await self._db.run(lambda c: select_doc(c, "payments", "order_id", order_id))
+        return None if doc is None else _from_doc(json.loads(doc))
 
     async def page(self, customer_id: str, limit: int, after: Cursor | None) -> list[Payment]:
         sql, args = keyset_page_sql("payments", "payment_id", {"customer_id": customer_id}, after, limit)
