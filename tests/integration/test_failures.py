@@ -117,7 +117,9 @@ async def test_replicas_share_the_work_without_doubling_and_watch_follows_change
         assert isinstance(first, orders_pb2.Order)
         assert first.state == orders_pb2.ORDER_STATE_CREATED
         await saga.orders.CancelOrder(orders_pb2.CancelOrderRequest(order_id=order.order_id, reason="changed my mind"))
-        rest = [update async for update in watch]
+        rest: list[orders_pb2.Order] = []
+        while isinstance(update := await watch.read(), orders_pb2.Order):  # read() gives EOF at the end
+            rest.append(update)
     assert [o.state for o in rest] == [orders_pb2.ORDER_STATE_CANCELLED]
     assert rest[0].cancel_reason == "changed my mind"
 
