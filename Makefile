@@ -9,15 +9,15 @@ STAMP := $(VENV)/.installed
 export PATH := $(BIN):$(PATH)
 
 .PHONY: help venv gen check-gen vendor lint fmt typecheck buf check test test-unit test-contract \
-        test-integration test-e2e release-contracts lock clean
+        test-integration test-e2e release-contracts lock clean up
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "} {printf "  \033[36m%-18s\033[0m %s\n", $$1, $$2}'
 
-$(STAMP): pyproject.toml gen/pyproject.toml constraints.txt
+$(STAMP): pyproject.toml gen/pyproject.toml client/pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -c constraints.txt --config-settings editable_mode=compat -e ./gen -e '.[dev]'
+	$(BIN)/pip install -q -c constraints.txt --config-settings editable_mode=compat -e ./gen -e ./client -e '.[dev]'
 	@touch $@
 
 venv: $(STAMP) ## Create .venv and install everything the project needs (pinned by constraints.txt)
@@ -51,6 +51,9 @@ typecheck: $(STAMP) ## mypy --strict on all hand-written code
 
 check: lint typecheck buf check-gen ## Every static check: ruff, mypy, buf, stale gen/
 
+up: $(STAMP) ## Run the whole system here (nats-server, 3 services, Envoy on http://127.0.0.1:8080); Ctrl-C stops it
+	@$(BIN)/python -m chassis.up
+
 test: check ## Install what is missing, run every check and every test tier
 	pytest
 
@@ -60,9 +63,12 @@ test-unit: $(STAMP) ## Only the fast unit tests
 test-contract: $(STAMP) ## Only the contract tests
 	pytest -m contract
 
+test-e2e: $(STAMP) ## Only the end-to-end tests (every process plus Envoy, and `make up` itself)
+	pytest -m e2e
+
 lock: ## Re-pin constraints.txt from a fresh resolve of pyproject.toml
 	rm -rf /tmp/order-saga-lock && $(PYTHON) -m venv /tmp/order-saga-lock
-	/tmp/order-saga-lock/bin/pip install -q -e ./gen -e '.[dev]'
+	/tmp/order-saga-lock/bin/pip install -q -e ./gen -e ./client -e '.[dev]'
 	{ echo '# Pinned versions of every Python package the project installs (make venv uses them).'; \
 	  echo '# Regenerate with `make lock` after changing pyproject.toml.'; \
 	  /tmp/order-saga-lock/bin/pip freeze --exclude-editable | grep -v '^order-saga'; } > constraints.txt

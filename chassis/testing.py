@@ -3,25 +3,57 @@
 from __future__ import annotations
 
 import asyncio
+import ctypes
 import os
 import signal
 import socket
 import subprocess
 import sys
 import time
+import urllib.request
 from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
-from typing import IO, TypeVar
+from typing import IO, Any, TypeVar
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from chassis.binaries import binary
+from chassis.gateway import GatewayConfig, envoy_command, write_config
 
-__all__ = ["SERVICES", "NatsServer", "ServiceProcess", "Stack", "free_port", "wait_for", "wait_for_port"]
+__all__ = [
+    "SERVICES",
+    "EnvoyProcess",
+    "NatsServer",
+    "ServiceProcess",
+    "Stack",
+    "child_process_options",
+    "free_port",
+    "wait_for",
+    "wait_for_port",
+]
 
 T = TypeVar("T")
 ROOT = Path(__file__).resolve().parents[1]
+_LIBC = ctypes.CDLL(None, use_errno=True) if sys.platform == "linux" else None
+_PR_SET_PDEATHSIG = 1
+
+
+def child_process_options() -> dict[str, Any]:
+    """Popen options for a child that must not outlive its starter and is stopped by it alone.
+
+    Own session: a Ctrl-C in the terminal reaches only the starter, which stops its children
+    in order. On Linux the child also gets SIGTERM if the starter dies (even by SIGKILL).
+    """
+    parent = os.getpid()
+
+    def die_with_parent() -> None:
+        if _LIBC is not None:
+            _LIBC.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+            if os.getppid() != parent:  # the starter died before prctl took effect
+                os._exit(1)
+
+    return {"start_new_session": True, "preexec_fn": die_with_parent}
 
 
 def free_port() -> int:
@@ -96,6 +128,7 @@ class NatsServer:
             ],
             stdout=self._log,
             stderr=subprocess.STDOUT,
+            **child_process_options(),
         )
         wait_for_port(self.port, timeout=20, proc=self.proc)
         return self
@@ -137,6 +170,7 @@ class ServiceProcess:
                 cwd=ROOT,
                 stdout=log,
                 stderr=subprocess.STDOUT,
+                **child_process_options(),
             )
         return self
 
@@ -193,15 +227,15 @@ SERVICES = {
 class Stack:
     """nats-server plus the three services as real processes, on free ports, sharing one data folder."""
 
-    def __init__(self, root: Path, env: Mapping[str, str] | None = None) -> None:
+    def __init__(self, root: Path, env: Mapping[str, str] | None = None, nats_port: int | None = None) -> None:
         self.root = root
-        self.nats = NatsServer(root / "nats")
+        self.nats = NatsServer(root / "nats", nats_port)
         self.extra_env = dict(env or {})
         self.services: dict[str, ServiceProcess] = {}
+        self.replicas: list[ServiceProcess] = []
         for module, port_var in SERVICES.items():
-            port = free_port()
+            port = int(self.extra_env.setdefault(port_var, str(free_port())))
             self.services[module] = ServiceProcess(module, {}, root / "logs" / f"{module}.log", port)
-            self.extra_env.setdefault(port_var, str(port))
 
     def env(self) -> dict[str, str]:
         return {
@@ -236,7 +270,100 @@ class Stack:
         await asyncio.gather(*(s.wait_healthy() for s in self.services.values()))
         return self
 
+    async def add_replica(self, module: str) -> ServiceProcess:
+        """Start one more process of ``module`` (own gRPC port, same NATS and data folder) and wait for it."""
+        port = free_port()
+        index = len(self.replicas) + 2
+        replica = ServiceProcess(
+            module,
+            {**self.env(), SERVICES[module]: str(port)},
+            self.root / "logs" / f"{module}-{index}.log",
+            port,
+        ).start()
+        self.replicas.append(replica)
+        await replica.wait_healthy()
+        return replica
+
+    def logs(self) -> str:
+        """The tail of every service's log, for a failing test's report."""
+        return "\n".join(
+            f"--- {s.log_path.name} ---\n{s.log_tail()}" for s in [*self.services.values(), *self.replicas]
+        )
+
     def stop(self) -> None:
-        for service in self.services.values():
+        for service in [*self.replicas, *self.services.values()]:
             service.terminate()
         self.nats.stop()
+
+
+class EnvoyProcess:
+    """Envoy on envoy.yaml rendered for ``config`` (see chassis.gateway), its log in ``workdir``."""
+
+    def __init__(self, config: GatewayConfig, workdir: Path, log_level: str = "warning") -> None:
+        self.config = config
+        self.workdir = workdir
+        self.config_path = workdir / "envoy.yaml"
+        self.log_path = workdir / "envoy.log"
+        self.log_level = log_level
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return self.config.url
+
+    def start(self) -> EnvoyProcess:
+        """Start Envoy in the repository root (``base-id`` = its port, unique per machine)."""
+        write_config(self.config, self.config_path)
+        with self.log_path.open("ab") as log:
+            self.proc = subprocess.Popen(
+                envoy_command(self.config_path, base_id=self.config.port, log_level=self.log_level),
+                cwd=ROOT,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                **child_process_options(),
+            )
+        return self
+
+    def _admin_get(self, path: str) -> str:
+        opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+        with opener.open(f"{self.config.admin_url}{path}", timeout=2) as reply:
+            return str(reply.read().decode())
+
+    async def wait_ready(self, timeout: float = 30.0) -> None:
+        """Until Envoy is LIVE and order_svc's endpoint passed the gRPC health check."""
+
+        async def ready() -> bool:
+            if self.proc is not None and self.proc.poll() is not None:
+                raise RuntimeError(f"envoy exited with {self.proc.returncode}; see {self.log_path}")
+            if (await asyncio.to_thread(self._admin_get, "/ready")).strip() != "LIVE":
+                return False
+            clusters = await asyncio.to_thread(self._admin_get, "/clusters")
+            return any(
+                line.startswith("order_svc::") and line.endswith("::health_flags::healthy")
+                for line in clusters.splitlines()
+            )
+
+        try:
+            await wait_for(ready, timeout=timeout, interval=0.05, what="envoy and a healthy order_svc")
+        except (TimeoutError, RuntimeError) as error:
+            raise type(error)(f"{error}\n--- {self.log_path} ---\n{self.log_tail()}") from None
+
+    def log_tail(self, lines: int = 40) -> str:
+        if not self.log_path.exists():
+            return ""
+        return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+
+    def terminate(self, timeout: float = 10.0) -> int | None:
+        """SIGTERM (Envoy exits at once), SIGKILL if it does not; returns the exit code."""
+        if self.proc is None:
+            return None
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        code = self.proc.returncode
+        self.proc = None
+        return code

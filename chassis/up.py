@@ -1,0 +1,305 @@
+"""``make up``: nats-server, the three services and Envoy on this machine, healthy and logging, until Ctrl-C."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import re
+import signal
+import socket
+import sys
+import threading
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from rich.console import Console
+from rich.panel import Panel
+from rich.table import Table
+from rich.text import Text
+
+from chassis.gateway import GatewayConfig, page_or_placeholder
+from chassis.testing import SERVICES, EnvoyProcess, Stack
+
+__all__ = ["DEFAULT_PORTS", "LAUNCHER_SETTINGS", "Ports", "load_dotenv", "main", "taken_ports"]
+
+ROOT = Path(__file__).resolve().parents[1]
+
+#: The launcher's own settings (environment variables; `.env` is read too), with their defaults.
+LAUNCHER_SETTINGS = {
+    "STACK_DIR": "var",
+    "GATEWAY_PORT": "8080",
+    "GATEWAY_ADMIN_PORT": "9901",
+    "NATS_PORT": "4222",
+}
+DEFAULT_PORTS = {
+    "GATEWAY_PORT": 8080,
+    "GATEWAY_ADMIN_PORT": 9901,
+    "NATS_PORT": 4222,
+    "ORDER_SVC_GRPC_PORT": 50051,
+    "PAYMENT_SVC_GRPC_PORT": 50052,
+    "NOTIFICATION_SVC_GRPC_PORT": 50053,
+}
+_PORT_ROLES = {
+    "GATEWAY_PORT": "the gateway (Envoy)",
+    "GATEWAY_ADMIN_PORT": "Envoy's admin interface",
+    "NATS_PORT": "nats-server",
+    "ORDER_SVC_GRPC_PORT": "order_svc",
+    "PAYMENT_SVC_GRPC_PORT": "payment_svc",
+    "NOTIFICATION_SVC_GRPC_PORT": "notification_svc",
+}
+# Demo defaults of `make up` that differ from the services' own: readable logs, and a mock
+# payment slow enough to watch an order move (CREATED, then PAID) and to cancel it in time.
+_DEMO_DEFAULTS = {"LOG_FORMAT": "console", "PAYMENT_SVC_LATENCY_MS": "2000"}
+_OWNED = ("NATS_URL", "DATA_DIR")
+_STYLES = {
+    "nats": "magenta",
+    "order_svc": "cyan",
+    "payment_svc": "green",
+    "notification_svc": "yellow",
+    "envoy": "blue",
+}
+_EXAMPLE_ORDER = (
+    '{"customerId": "alice", "lineItems": [{"sku": "SKU-1", "quantity": 2, '
+    '"unitPrice": {"currencyCode": "USD", "units": "12", "nanos": 500000000}}], "paymentMethod": "pm_card_visa"}'
+)
+
+
+@dataclass(frozen=True)
+class Ports:
+    """Every port the local system listens on (all on 127.0.0.1)."""
+
+    by_var: Mapping[str, int]
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> Ports:
+        return cls({var: int(env.get(var, default)) for var, default in DEFAULT_PORTS.items()})
+
+    def __getitem__(self, var: str) -> int:
+        return self.by_var[var]
+
+
+def load_dotenv(path: Path) -> dict[str, str]:
+    """``KEY=VALUE`` lines of a ``.env`` file (comments and blank lines skipped, quotes stripped)."""
+    values: dict[str, str] = {}
+    if not path.is_file():
+        return values
+    for raw in path.read_text().splitlines():
+        line = raw.strip()
+        if not line or line.startswith("#") or "=" not in line:
+            continue
+        key, _, value = line.removeprefix("export ").partition("=")
+        values[key.strip()] = value.strip().strip("'\"")
+    return values
+
+
+def _port_free(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def taken_ports(ports: Ports) -> list[tuple[str, int]]:
+    """The (variable, port) pairs something else already listens on."""
+    return [(var, port) for var, port in ports.by_var.items() if not _port_free(port)]
+
+
+def _mask(uri: str) -> str:
+    return re.sub(r"//[^@/]*@", "//***@", uri)
+
+
+class LogFollower:
+    """Follows the processes' log files and prints each new line prefixed with its process name."""
+
+    def __init__(self, console: Console, files: Mapping[str, Path]) -> None:
+        self._console = console
+        self._files = dict(files)
+        self._offsets = {name: (p.stat().st_size if p.exists() else 0) for name, p in self._files.items()}
+        self._partial = dict.fromkeys(self._files, b"")
+        self._stop = threading.Event()
+        self._width = max(len(name) for name in self._files)
+        self._thread = threading.Thread(target=self._run, name="log-follower", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+        self._drain()
+
+    def _run(self) -> None:
+        while not self._stop.wait(0.1):
+            self._drain()
+
+    def _drain(self) -> None:
+        for name, path in self._files.items():
+            try:
+                with path.open("rb") as f:
+                    f.seek(self._offsets[name])
+                    chunk = f.read()
+            except FileNotFoundError:
+                continue
+            if not chunk:
+                continue
+            self._offsets[name] += len(chunk)
+            *lines, self._partial[name] = (self._partial[name] + chunk).split(b"\n")
+            for line in lines:
+                prefix = Text(f"{name:>{self._width}} │ ", style=_STYLES.get(name, "white"))
+                self._console.print(
+                    prefix + Text(line.decode(errors="replace").rstrip()), soft_wrap=True, highlight=False
+                )
+
+
+def _summary(gateway: GatewayConfig, ports: Ports, root: Path, env: Mapping[str, str]) -> Panel:
+    table = Table.grid(padding=(0, 2))
+    table.add_column(style="bold")
+    table.add_column()
+    table.add_row("web page", f"{gateway.url}/")
+    table.add_row("HTTP API", f"{gateway.url}/v1/orders")
+    for module, var in SERVICES.items():
+        table.add_row(module, f"127.0.0.1:{ports[var]} (gRPC)")
+    table.add_row("NATS", f"nats://127.0.0.1:{ports['NATS_PORT']} (JetStream)")
+    table.add_row("Envoy admin", gateway.admin_url)
+    uri = env.get("MONGODB_URI", "")
+    table.add_row("storage", f"MongoDB at {_mask(uri)}" if uri else f"SQLite in {root / 'data'}")
+    table.add_row("logs", f"{root}/{{logs,nats,envoy}}/*.log")
+    return Panel(table, title="[bold green]order-saga is up", expand=False)
+
+
+def _try_it(gateway: GatewayConfig, ports: Ports) -> str:
+    return (
+        "Try it (Ctrl-C stops everything):\n"
+        f"  curl -s -X POST {gateway.url}/v1/orders -H 'Content-Type: application/json' "
+        f"-d '{_EXAMPLE_ORDER}'\n"
+        f"  curl -s '{gateway.url}/v1/orders?customerId=alice&pageSize=5'\n"
+        f"  curl -sN {gateway.url}/v1/orders/ORDER_ID:watch\n"
+        f"  grpcurl -plaintext 127.0.0.1:{ports['ORDER_SVC_GRPC_PORT']} list"
+    )
+
+
+async def _run(console: Console, env: dict[str, str], ports: Ports, root: Path) -> int:
+    # Everything set in the environment or .env reaches the services, except what the launcher owns:
+    # its nats-server's URL and the data folder (STACK_DIR).
+    stack_env = {**_DEMO_DEFAULTS, **{k: v for k, v in env.items() if k not in _OWNED}}
+    stack_env.update({var: str(ports[var]) for var in SERVICES.values()})
+    stack = Stack(root, env=stack_env, nats_port=ports["NATS_PORT"])
+    gateway = GatewayConfig(
+        port=ports["GATEWAY_PORT"],
+        admin_port=ports["GATEWAY_ADMIN_PORT"],
+        upstream_port=ports["ORDER_SVC_GRPC_PORT"],
+        page=page_or_placeholder(root / "envoy"),
+    )
+    envoy = EnvoyProcess(gateway, root / "envoy")
+    (root / "logs").mkdir(parents=True, exist_ok=True)
+    follower = LogFollower(
+        console,
+        {
+            "nats": stack.nats.store_dir / "nats-server.log",
+            **{module: service.log_path for module, service in stack.services.items()},
+            "envoy": envoy.log_path,
+        },
+    )
+    state_file = root / "up.json"  # written once everything is healthy (pids, gateway URL), removed at stop
+    state_file.unlink(missing_ok=True)  # left over by a launcher that was killed
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+
+    async def start() -> None:
+        console.print(f"[bold]Starting[/] nats-server, {', '.join(SERVICES)} and Envoy (state in {root}) …")
+        await stack.start()
+        envoy.start()
+        await envoy.wait_ready()
+
+    starting = asyncio.create_task(start())
+
+    def on_signal() -> None:
+        stop.set()
+        if not starting.done():
+            starting.cancel()
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, on_signal)
+    follower.start()
+    code = 0
+    try:
+        try:
+            await starting
+        except asyncio.CancelledError:
+            return 130
+        except Exception as error:
+            console.print(Panel(str(error), title="[bold red]start failed", expand=False))
+            return 1
+        processes = {
+            "nats": stack.nats.proc,
+            **{module: service.proc for module, service in stack.services.items()},
+            "envoy": envoy.proc,
+        }
+        state_file.write_text(
+            json.dumps(
+                {
+                    "gateway": gateway.url,
+                    "pids": {name: proc.pid for name, proc in processes.items() if proc is not None},
+                },
+                indent=2,
+            )
+        )
+        console.print(_summary(gateway, ports, root, stack_env))
+        console.print(_try_it(gateway, ports), soft_wrap=True, markup=False)
+        while not stop.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), timeout=0.5)
+            dead = [(n, p.returncode) for n, p in processes.items() if p is not None and p.poll() is not None]
+            if dead and not stop.is_set():
+                names = ", ".join(f"{n} (exit {c})" for n, c in dead)
+                console.print(f"[bold red]{names} stopped unexpectedly; stopping the rest (logs in {root}).")
+                code = 1
+                break
+        return code
+    finally:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not cut the clean stop short
+        console.print("[bold]Stopping[/] Envoy, the services (in-flight work finishes) and nats-server …")
+        envoy.terminate()
+        stack.stop()
+        follower.stop()
+        state_file.unlink(missing_ok=True)
+        console.print("[bold]Stopped.[/] Data kept in " + str(root) + "; the next `make up` continues with it.")
+
+
+def main() -> int:
+    """Check the ports, start everything, print where it is, and stop it all on Ctrl-C or SIGTERM."""
+    console = Console(highlight=False)
+    env = {**load_dotenv(ROOT / ".env"), **os.environ}
+    try:
+        ports = Ports.from_env(env)
+    except ValueError as error:
+        console.print(f"[bold red]A port setting is not a number:[/] {error}")
+        return 2
+    taken = taken_ports(ports)
+    if taken:
+        lines = "\n".join(f"  {port:>5}  {_PORT_ROLES[var]} (set {var} to move it)" for var, port in taken)
+        first = taken[0][1]
+        console.print(
+            Panel(
+                f"These ports on 127.0.0.1 are already in use:\n{lines}\n\n"
+                "Is another `make up` (or docker-compose) running? Stop it first;\n"
+                f"`ss -ltnp 'sport = :{first}'` shows which process holds a port.\n"
+                "Or pick free ports, e.g. `GATEWAY_PORT=18080 make up`.",
+                title="[bold red]ports taken",
+                expand=False,
+            )
+        )
+        return 1
+    root = (ROOT / env.get("STACK_DIR", LAUNCHER_SETTINGS["STACK_DIR"])).resolve()
+    root.mkdir(parents=True, exist_ok=True)
+    return asyncio.run(_run(console, env, ports, root))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

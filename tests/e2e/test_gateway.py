@@ -1,0 +1,253 @@
+"""Through a real Envoy: the HTTP/JSON API, Server-Sent Events, bad input, and what must stay unreachable."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+from typing import Any
+
+import grpc
+import httpx
+import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection_pb2_grpc
+from notifications.v1 import notifications_pb2, notifications_pb2_grpc
+from orders.v1 import orders_pb2, orders_pb2_grpc
+from payments.v1 import payments_pb2, payments_pb2_grpc
+
+from tests.e2e.conftest import System
+
+Json = dict[str, Any]
+
+
+def order_body(customer: str, payment_method: str = "pm_card_visa", quantity: int = 2) -> Json:
+    return {
+        "customerId": customer,
+        "lineItems": [
+            {
+                "sku": "SKU-1",
+                "quantity": quantity,
+                "unitPrice": {"currencyCode": "USD", "units": "12", "nanos": 500000000},
+            }
+        ],
+        "paymentMethod": payment_method,
+    }
+
+
+async def create(http: httpx.AsyncClient, body: Json, key: str | None = None) -> Json:
+    headers = {"Idempotency-Key": key} if key else {}
+    reply = await http.post("/v1/orders", json=body, headers=headers)
+    assert reply.status_code == 200, reply.text
+    assert reply.headers["content-type"].startswith("application/json")
+    order: Json = reply.json()
+    return order
+
+
+async def watch(http: httpx.AsyncClient, order_id: str, timeout: float = 30) -> list[Json]:
+    """Every order the SSE stream sends, until the gateway ends the stream."""
+    events: list[Json] = []
+    async with asyncio.timeout(timeout), http.stream("GET", f"/v1/orders/{order_id}:watch") as reply:
+        assert reply.status_code == 200
+        assert reply.headers["content-type"].startswith("text/event-stream")
+        async for line in reply.aiter_lines():
+            if line.startswith("data:"):
+                events.append(json.loads(line.removeprefix("data:").strip()))
+    return events
+
+
+def customer() -> str:
+    return f"e2e-{uuid.uuid4().hex[:12]}"
+
+
+async def test_page_is_served_at_root(http: httpx.AsyncClient) -> None:
+    reply = await http.get("/")
+    assert reply.status_code == 200
+    assert reply.headers["content-type"].startswith("text/html")
+    assert "<html" in reply.text.lower()
+
+
+async def test_place_get_list_cancel_watch(http: httpx.AsyncClient) -> None:
+    who = customer()
+    key = uuid.uuid4().hex
+
+    placed = await create(http, order_body(who), key)
+    order_id = placed["orderId"]
+    assert placed["name"] == f"orders/{order_id}"
+    assert placed["state"] == "ORDER_STATE_CREATED"
+    assert placed["total"] == {"currencyCode": "USD", "units": "25", "nanos": 0}
+    assert placed["cancelReason"] == ""  # always_print_primitive_fields
+    # The watch starts while the (slow, mock) payment runs: it sees CREATED, then PAID, then ends.
+    states = [event["state"] for event in await watch(http, order_id)]
+    assert states[0] == "ORDER_STATE_CREATED"
+    assert states[-1] == "ORDER_STATE_PAID"
+
+    retried = await create(http, order_body(who), key)
+    assert retried["orderId"] == order_id
+
+    got = (await http.get(f"/v1/orders/{order_id}")).json()
+    assert got["state"] == "ORDER_STATE_PAID"
+    assert got["paymentId"]
+    for field in ("name", "customerId", "lineItems", "total", "state", "createTime", "updateTime"):
+        assert field in got
+
+    # Two more orders: three in all, listed newest first, two per page.
+    second = await create(http, order_body(who))
+    third = await create(http, order_body(who))
+    # Cancelled before its payment settles (the mock payment is slow), with a reason.
+    cancelled = await http.post(f"/v1/orders/{third['orderId']}:cancel", json={"reason": "changed my mind"})
+    assert cancelled.status_code == 200, cancelled.text
+    assert cancelled.json()["state"] == "ORDER_STATE_CANCELLED"
+    assert cancelled.json()["cancelReason"] == "changed my mind"
+    page1 = await http.get("/v1/orders", params={"customerId": who, "pageSize": 2})
+    assert page1.status_code == 200
+    body1 = page1.json()
+    assert [o["orderId"] for o in body1["orders"]] == [third["orderId"], second["orderId"]]
+    assert body1["nextPageToken"]
+    body2 = (
+        await http.get("/v1/orders", params={"customerId": who, "pageSize": 2, "pageToken": body1["nextPageToken"]})
+    ).json()
+    assert [o["orderId"] for o in body2["orders"]] == [order_id]
+    assert body2["nextPageToken"] == ""
+
+    # A finished order cannot be cancelled: a JSON google.rpc.Status, not a 5xx.
+    again = await http.post(f"/v1/orders/{order_id}:cancel", json={})
+    assert again.status_code == 400
+    assert again.json()["code"] == grpc.StatusCode.FAILED_PRECONDITION.value[0]
+    # A cancelled order's stream ends at once with its final state.
+    assert [e["state"] for e in await watch(http, third["orderId"])] == ["ORDER_STATE_CANCELLED"]
+
+
+async def test_declined_payment_is_watched_to_cancelled(http: httpx.AsyncClient) -> None:
+    placed = await create(http, order_body(customer(), payment_method="pm_card_declined"))
+    events = await watch(http, placed["orderId"])
+    assert events[0]["state"] == "ORDER_STATE_CREATED"
+    assert events[-1]["state"] == "ORDER_STATE_CANCELLED"
+    assert events[-1]["cancelReason"]
+
+
+async def test_invalid_field_is_a_400_naming_the_field(http: httpx.AsyncClient) -> None:
+    reply = await http.post("/v1/orders", json=order_body("", quantity=0))
+    assert reply.status_code == 400
+    assert reply.headers["content-type"].startswith("application/json")
+    status = reply.json()
+    assert status["code"] == grpc.StatusCode.INVALID_ARGUMENT.value[0]
+    bad_requests = [d for d in status["details"] if d["@type"] == "type.googleapis.com/google.rpc.BadRequest"]
+    assert len(bad_requests) == 1
+    fields = {v["field"] for v in bad_requests[0]["fieldViolations"]}
+    assert {"order.customer_id", "order.line_items[0].quantity"} <= fields
+
+
+async def test_unknown_order_is_a_404(http: httpx.AsyncClient) -> None:
+    reply = await http.get(f"/v1/orders/{uuid.uuid4()}")
+    assert reply.status_code == 404
+    assert reply.json()["code"] == grpc.StatusCode.NOT_FOUND.value[0]
+    cancel = await http.post(f"/v1/orders/{uuid.uuid4()}:cancel", json={})
+    assert cancel.status_code == 404
+    watched = await http.get(f"/v1/orders/{uuid.uuid4()}:watch")
+    assert watched.status_code == 404
+
+
+async def test_malformed_json_is_a_400(http: httpx.AsyncClient) -> None:
+    reply = await http.post("/v1/orders", content=b'{"customerId": ', headers={"content-type": "application/json"})
+    assert reply.status_code == 400
+
+
+async def test_unknown_query_parameter_is_a_400(http: httpx.AsyncClient) -> None:
+    reply = await http.get("/v1/orders", params={"customerId": "alice", "colour": "blue"})
+    assert reply.status_code == 400
+    assert "colour" in reply.text
+
+
+async def test_oversized_body_is_refused(http: httpx.AsyncClient) -> None:
+    huge = order_body("x" * 200_000)
+    reply = await http.post("/v1/orders", json=huge)
+    assert reply.status_code in (400, 413)
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "content"),
+    [
+        ("POST", "/v1/orders", b"[]"),
+        ("POST", "/v1/orders", b"null"),
+        ("POST", "/v1/orders", b""),
+        ("POST", "/v1/orders", b'{"lineItems": "many"}'),
+        ("POST", "/v1/orders", b'{"lineItems": [{"quantity": "two"}]}'),
+        ("POST", "/v1/orders", b'{"lineItems": [{"quantity": 99999999999}]}'),
+        ("POST", "/v1/orders", b'{"lineItems": [{"unitPrice": {"units": "1e99"}}]}'),
+        ("POST", "/v1/orders", b'{"customerId": "\xff\xfe"}'),
+        ("POST", "/v1/orders", b'{"customerId": "a", "state": "ORDER_STATE_NOPE"}'),
+        ("POST", "/v1/orders", b'{"customerId": "a", "paymentMethod": "pm_bitcoin_maybe"}'),
+        ("GET", "/v1/orders?pageSize=-1", b""),
+        ("GET", "/v1/orders?pageSize=abc", b""),
+        ("GET", "/v1/orders?pageToken=not-a-token", b""),
+        ("GET", "/v1/orders/%20", b""),
+        ("GET", "/v1/orders/" + "x" * 5000, b""),
+        ("GET", "/v1/nothing-here", b""),
+        ("PUT", "/v1/orders", b"{}"),
+        ("DELETE", "/v1/orders/abc", b""),
+        ("POST", "/v1/orders/abc:explode", b"{}"),
+        ("GET", "/v1/orders/abc:watch?x=1", b""),
+        ("POST", "/orders.v1.OrderService/CreateOrder", b"{}"),
+    ],
+)
+async def test_bad_input_is_never_a_5xx(http: httpx.AsyncClient, method: str, path: str, content: bytes) -> None:
+    reply = await http.request(method, path, content=content, headers={"content-type": "application/json"})
+    assert 400 <= reply.status_code < 500, (reply.status_code, reply.text)
+
+
+INTERNAL_PATHS = [
+    "/payments.v1.PaymentService/GetPayment",
+    "/payments.v1.PaymentService/ListPayments",
+    "/notifications.v1.NotificationService/ListNotifications",
+    "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo",
+    "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo",
+    "/grpc.health.v1.Health/Check",
+]
+
+
+@pytest.mark.parametrize("path", INTERNAL_PATHS)
+@pytest.mark.parametrize("content_type", ["application/json", "application/grpc"])
+async def test_internal_services_are_unreachable_over_http1(
+    http: httpx.AsyncClient, path: str, content_type: str
+) -> None:
+    reply = await http.post(path, content=b"{}", headers={"content-type": content_type})
+    if content_type == "application/grpc":  # Envoy answers a gRPC request the gRPC way: UNIMPLEMENTED
+        assert reply.headers.get("grpc-status") == str(grpc.StatusCode.UNIMPLEMENTED.value[0])
+    else:
+        assert reply.status_code == 404
+    assert "x-envoy-upstream-service-time" not in reply.headers  # never forwarded upstream
+
+
+async def test_internal_services_are_unreachable_over_native_grpc(system: System) -> None:
+    async with grpc.aio.insecure_channel(system.url.removeprefix("http://")) as gateway:
+        # The gateway does serve native gRPC for OrderService ...
+        with pytest.raises(grpc.aio.AioRpcError) as missing:
+            await orders_pb2_grpc.OrderServiceStub(gateway).GetOrder(
+                orders_pb2.GetOrderRequest(order_id=str(uuid.uuid4())), timeout=10
+            )
+        assert missing.value.code() == grpc.StatusCode.NOT_FOUND
+        # ... and nothing else.
+        calls = [
+            payments_pb2_grpc.PaymentServiceStub(gateway).GetPayment(
+                payments_pb2.GetPaymentRequest(order_id="x"), timeout=10
+            ),
+            payments_pb2_grpc.PaymentServiceStub(gateway).ListPayments(payments_pb2.ListPaymentsRequest(), timeout=10),
+            notifications_pb2_grpc.NotificationServiceStub(gateway).ListNotifications(
+                notifications_pb2.ListNotificationsRequest(), timeout=10
+            ),
+            health_pb2_grpc.HealthStub(gateway).Check(health_pb2.HealthCheckRequest(), timeout=10),
+        ]
+        for call in calls:
+            with pytest.raises(grpc.aio.AioRpcError) as refused:
+                await call
+            assert refused.value.code() == grpc.StatusCode.UNIMPLEMENTED
+        # Reflection is a bidi stream: the gateway ends it at once, before any message is sent.
+        reflection = reflection_pb2_grpc.ServerReflectionStub(gateway).ServerReflectionInfo(timeout=10)
+        assert await reflection.code() == grpc.StatusCode.UNIMPLEMENTED
+    # The same calls do work on the services themselves: the gateway is what refuses them.
+    async with grpc.aio.insecure_channel(system.stack.notification.target) as direct:
+        listed = await notifications_pb2_grpc.NotificationServiceStub(direct).ListNotifications(
+            notifications_pb2.ListNotificationsRequest(), timeout=10
+        )
+        assert listed is not None
