@@ -1,0 +1,306 @@
+"""The ``orders`` command: place, get, list, watch and cancel orders from a terminal or a script."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import re
+import sys
+from collections.abc import Sequence
+from typing import Any, NoReturn
+
+from rich import box
+from rich.console import Console
+from rich.table import Table
+
+from orders_client._client import DEFAULT_TARGET, TARGET_ENV, OrdersClient
+from orders_client._errors import (
+    DeadlineExceeded,
+    FailedPrecondition,
+    IdempotencyConflict,
+    InvalidOrder,
+    OrderNotFound,
+    OrdersError,
+    Unavailable,
+)
+from orders_client._models import LineItem, Money, Order, OrderState
+
+__all__ = ["EXIT_CODES", "main", "order_to_json"]
+
+EXIT_OK = 0
+EXIT_ERROR = 1
+EXIT_USAGE = 2
+EXIT_INVALID = 3
+EXIT_NOT_FOUND = 4
+EXIT_PRECONDITION = 5
+EXIT_CONFLICT = 6
+EXIT_UNAVAILABLE = 69
+EXIT_TIMEOUT = 75
+EXIT_INTERRUPTED = 130
+
+EXIT_CODES = {
+    EXIT_OK: "success",
+    EXIT_ERROR: "any other error (e.g. an internal error of the service)",
+    EXIT_USAGE: "bad command line (unknown option, malformed --item)",
+    EXIT_INVALID: "the service rejected the input; every bad field is named",
+    EXIT_NOT_FOUND: "no such order",
+    EXIT_PRECONDITION: "the order's state does not allow it (e.g. cancelling a PAID order)",
+    EXIT_CONFLICT: "the idempotency key was already used for a different order",
+    EXIT_UNAVAILABLE: "the service cannot be reached",
+    EXIT_TIMEOUT: "no answer (or no final state) within --timeout",
+    EXIT_INTERRUPTED: "interrupted (Ctrl-C)",
+}
+
+_ERROR_EXITS: tuple[tuple[type[OrdersError], int], ...] = (
+    (InvalidOrder, EXIT_INVALID),
+    (OrderNotFound, EXIT_NOT_FOUND),
+    (FailedPrecondition, EXIT_PRECONDITION),
+    (IdempotencyConflict, EXIT_CONFLICT),
+    (Unavailable, EXIT_UNAVAILABLE),
+    (DeadlineExceeded, EXIT_TIMEOUT),
+)
+_ITEM_FIELD = re.compile(r"^order\.line_items\[(\d+)\](?:\.(.+))?$")
+_OPTION_OF_FIELD = {
+    "order.customer_id": "--customer",
+    "order.payment_method": "--payment",
+    "order.line_items": "--item",
+    "idempotency-key": "--idempotency-key",
+}
+_STATE_STYLE = {OrderState.CREATED: "yellow", OrderState.PAID: "green", OrderState.CANCELLED: "red"}
+
+
+def _item(text: str) -> str:
+    try:
+        LineItem.parse(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+    return text
+
+
+def _parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "--target",
+        default=argparse.SUPPRESS,
+        help=f"host:port of order_svc or the gateway's gRPC listener (default: ${TARGET_ENV} or {DEFAULT_TARGET})",
+    )
+    common.add_argument("--json", action="store_true", default=argparse.SUPPRESS, help="print JSON for scripts")
+    common.add_argument(
+        "--timeout",
+        type=float,
+        default=argparse.SUPPRESS,
+        metavar="SECONDS",
+        help="give up after this long (default 30; watch: wait without limit)",
+    )
+    epilog = "exit codes:\n" + "\n".join(f"  {code:>3}  {what}" for code, what in EXIT_CODES.items())
+    parser = argparse.ArgumentParser(
+        prog="orders",
+        description="Place, inspect, watch and cancel orders.",
+        parents=[common],
+        epilog=epilog,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    place = commands.add_parser("place", parents=[common], help="place an order")
+    place.add_argument("--customer", required=True, help="the customer's id, e.g. alice")
+    place.add_argument(
+        "--item",
+        dest="items",
+        action="append",
+        required=True,
+        type=_item,
+        metavar="SKU:QTY:PRICE",
+        help="a line item, e.g. SKU-1:2:12.50 (repeat for more items)",
+    )
+    place.add_argument("--currency", default="USD", help="currency of every price (default USD)")
+    place.add_argument("--payment", default="", metavar="METHOD", help="payment method, e.g. pm_card_visa")
+    place.add_argument("--idempotency-key", default=None, metavar="KEY", help="reuse to make a retry safe")
+    place.add_argument("--wait", action="store_true", help="wait until the order is PAID or CANCELLED")
+
+    get = commands.add_parser("get", parents=[common], help="show one order")
+    get.add_argument("order_id", metavar="ID")
+
+    list_ = commands.add_parser("list", parents=[common], help="list orders, newest first")
+    list_.add_argument("--customer", default="", help="only this customer's orders")
+    list_.add_argument("--limit", type=int, default=None, metavar="N", help="at most N orders")
+
+    watch = commands.add_parser("watch", parents=[common], help="follow an order until it is PAID or CANCELLED")
+    watch.add_argument("order_id", metavar="ID")
+
+    cancel = commands.add_parser("cancel", parents=[common], help="cancel a CREATED order")
+    cancel.add_argument("order_id", metavar="ID")
+    cancel.add_argument("--reason", default="", help="why (recorded on the order)")
+    return parser
+
+
+def _money_json(money: Money) -> dict[str, str]:
+    return {"amount": str(money.amount), "currency": money.currency}
+
+
+def order_to_json(order: Order) -> dict[str, Any]:
+    """The order as plain JSON: snake_case keys, amounts as decimal strings, times in ISO 8601."""
+    return {
+        "order_id": order.order_id,
+        "name": order.name,
+        "customer_id": order.customer_id,
+        "state": order.state.value,
+        "total": _money_json(order.total),
+        "line_items": [
+            {"sku": i.sku, "quantity": i.quantity, "unit_price": _money_json(i.unit_price)} for i in order.line_items
+        ],
+        "payment_method": order.payment_method,
+        "cancel_reason": order.cancel_reason,
+        "payment_id": order.payment_id,
+        "create_time": order.create_time.isoformat() if order.create_time else None,
+        "update_time": order.update_time.isoformat() if order.update_time else None,
+    }
+
+
+class _Output:
+    """Renders results as rich tables or JSON, and errors on stderr."""
+
+    def __init__(self, as_json: bool) -> None:
+        self.as_json = as_json
+        self.out = Console(soft_wrap=as_json, highlight=False)
+        if not self.out.is_terminal and "COLUMNS" not in os.environ:
+            self.out.width = 120  # piped: no terminal to fit, keep table rows on one line
+        self.err = Console(stderr=True, highlight=False, soft_wrap=True)
+
+    def _state(self, state: OrderState) -> str:
+        style = _STATE_STYLE.get(state)
+        return f"[{style}]{state.value}[/{style}]" if style else state.value
+
+    def order(self, order: Order) -> None:
+        if self.as_json:
+            self.out.print_json(data=order_to_json(order), indent=None)
+            return
+        table = Table(title=order.name, show_header=False, title_justify="left")
+        table.add_column("field", style="bold")
+        table.add_column("value")
+        table.add_row("state", self._state(order.state))
+        table.add_row("customer", order.customer_id)
+        table.add_row("total", str(order.total))
+        table.add_row("payment method", order.payment_method or "(default)")
+        if order.payment_id:
+            table.add_row("payment", order.payment_id)
+        if order.cancel_reason:
+            table.add_row("cancel reason", order.cancel_reason)
+        if order.create_time:
+            table.add_row("created", order.create_time.isoformat(timespec="seconds"))
+        if order.update_time:
+            table.add_row("updated", order.update_time.isoformat(timespec="seconds"))
+        for item in order.line_items:
+            table.add_row("item", f"{item.quantity} x {item.sku} @ {item.unit_price}")
+        self.out.print(table)
+
+    def orders(self, orders: Sequence[Order]) -> None:
+        if self.as_json:
+            self.out.print_json(data=[order_to_json(o) for o in orders], indent=None)
+            return
+        table = Table(title=f"{len(orders)} order(s)", title_justify="left", box=box.SIMPLE_HEAD)
+        for column in ("id", "customer", "state", "total", "items", "created"):
+            table.add_column(column, no_wrap=column in ("id", "state", "total"))
+        for o in orders:
+            created = o.create_time.strftime("%Y-%m-%d %H:%M:%S") if o.create_time else ""
+            table.add_row(
+                o.order_id, o.customer_id, self._state(o.state), str(o.total), str(len(o.line_items)), created
+            )
+        self.out.print(table)
+
+    def change(self, order: Order) -> None:
+        if self.as_json:
+            self.out.print_json(data=order_to_json(order), indent=None)
+            return
+        when = order.update_time.isoformat(timespec="seconds") if order.update_time else ""
+        reason = f"  ({order.cancel_reason})" if order.cancel_reason else ""
+        self.out.print(f"{when}  {order.name}  {self._state(order.state)}{reason}")
+
+    def error(self, error: OrdersError, items: Sequence[str]) -> None:
+        kind = type(error).__name__
+        violations = getattr(error, "violations", ())
+        fields = [v for v in violations if not isinstance(v, str)]
+        if self.as_json:
+            body: dict[str, Any] = {
+                "type": kind,
+                "code": error.code.name if error.code else None,
+                "reason": error.reason,
+                "message": error.message,
+            }
+            if fields:
+                body["violations"] = [
+                    {"field": v.field, "option": _option(v.field, items), "description": v.description} for v in fields
+                ]
+            self.err.print_json(data={"error": body}, indent=None)
+            return
+        if fields:
+            self.err.print(f"error: {error.message}", markup=False)
+            for v in fields:
+                self.err.print(f"  {_option(v.field, items)} ({v.field}): {v.description}", markup=False)
+        else:
+            self.err.print(f"error: {error.message}", markup=False)
+
+
+def _option(field: str, items: Sequence[str]) -> str:
+    """The command-line option behind an API field path, e.g. ``--item #1 (SKU-1:2:12.50) quantity``."""
+    if field in _OPTION_OF_FIELD:
+        return _OPTION_OF_FIELD[field]
+    match = _ITEM_FIELD.match(field)
+    if match:
+        index = int(match.group(1))
+        given = f" ({items[index]})" if index < len(items) else ""
+        rest = match.group(2) or ""
+        if rest.endswith("currency_code"):
+            return "--currency"
+        part = rest.split(".")[0].replace("unit_price", "price")
+        return f"--item #{index + 1}{given}" + (f" {part}" if part else "")
+    return field
+
+
+async def _run(args: argparse.Namespace, output: _Output) -> int:
+    timeout: float | None = getattr(args, "timeout", None)
+    async with OrdersClient(getattr(args, "target", None), deadline=timeout or 30.0) as client:
+        if args.command == "place":
+            order = await client.place_order(
+                args.customer,
+                [LineItem.parse(text, args.currency) for text in args.items],
+                payment_method=args.payment,
+                idempotency_key=args.idempotency_key,
+            )
+            if args.wait:
+                order = await client.wait_until_final(order, timeout or 30.0)
+            output.order(order)
+        elif args.command == "get":
+            output.order(await client.get_order(args.order_id))
+        elif args.command == "list":
+            found: list[Order] = []
+            async for order in client.list_orders(args.customer):
+                if args.limit is not None and len(found) >= args.limit:
+                    break
+                found.append(order)
+            output.orders(found)
+        elif args.command == "watch":
+            try:
+                async with asyncio.timeout(timeout):
+                    async for order in client.watch_order(args.order_id):
+                        output.change(order)
+            except TimeoutError:
+                raise DeadlineExceeded(f"orders/{args.order_id} is not final after {timeout}s") from None
+        elif args.command == "cancel":
+            output.order(await client.cancel_order(args.order_id, args.reason))
+    return EXIT_OK
+
+
+def main(argv: Sequence[str] | None = None) -> NoReturn:
+    """Entry point of the ``orders`` console script; exits with one of :data:`EXIT_CODES`."""
+    args = _parser().parse_args(argv)
+    output = _Output(getattr(args, "json", False))
+    try:
+        code = asyncio.run(_run(args, output))
+    except OrdersError as error:
+        output.error(error, getattr(args, "items", None) or [])
+        code = next((c for kind, c in _ERROR_EXITS if isinstance(error, kind)), EXIT_ERROR)
+    except KeyboardInterrupt:
+        code = EXIT_INTERRUPTED
+    sys.exit(code)
