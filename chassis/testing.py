@@ -291,7 +291,12 @@ class Stack:
         )
 
     def stop(self) -> None:
-        for service in [*self.replicas, *self.services.values()]:
+        """SIGTERM every service at once, wait for each (SIGKILL a laggard), then stop NATS."""
+        running = [s for s in [*self.replicas, *self.services.values()] if s.proc is not None]
+        for service in running:
+            if service.proc is not None and service.proc.poll() is None:
+                service.proc.send_signal(signal.SIGTERM)
+        for service in running:
             service.terminate()
         self.nats.stop()
 
