@@ -139,6 +139,7 @@ class Order:
     update_time: datetime
     cancel_reason: str = ""
     payment_id: str = ""
+    refund_due: bool = False
     version: int = 1
     fingerprint: str = field(default="", compare=False)
 
@@ -158,7 +159,8 @@ class Order:
     def apply_payment(self, outcome: PaymentOutcome, now: datetime) -> Order | None:
         """Apply a payment result; None when it changes nothing (a repeat, or the order is already final).
 
-        A payment that arrives after the customer cancelled never revives the order: it is only recorded.
+        A payment that arrives after the customer cancelled never revives the order: it is recorded
+        and the order owes a refund.
         """
         if self.payment_id == outcome.payment_id:
             return None
@@ -172,7 +174,7 @@ class Order:
                 cancel_reason=f"payment failed: {outcome.decline_reason or 'declined'}",
             )
         if self.state is OrderState.CANCELLED and not self.payment_id:
-            return self._changed(now, payment_id=outcome.payment_id)
+            return self._changed(now, payment_id=outcome.payment_id, refund_due=outcome.succeeded)
         return None
 
 

@@ -10,9 +10,10 @@ from chassis.outbox import OutboxEvent
 from order_svc.convert import state_to_pb
 from order_svc.domain import Order
 
-__all__ = ["ORDER_CREATED_SUBJECT", "changed_subject", "events_for"]
+__all__ = ["ORDER_CREATED_SUBJECT", "REFUND_REQUESTED_SUBJECT", "changed_subject", "events_for"]
 
 ORDER_CREATED_SUBJECT = "orders.created"
+REFUND_REQUESTED_SUBJECT = "orders.refund_requested"
 
 
 def changed_subject(order_id: str) -> str:
@@ -52,8 +53,25 @@ def _order_changed(order: Order) -> OutboxEvent:
     return OutboxEvent.of(changed_subject(order.order_id), event, event_id=event_id, order_id=order.order_id)
 
 
-def events_for(order: Order) -> list[OutboxEvent]:
-    """The events an order owes after being created (version 1) or changed."""
+def _refund_requested(order: Order) -> OutboxEvent:
+    event_id = derived_id("RefundRequested", order.order_id, order.payment_id)
+    event = events_pb2.RefundRequested(
+        event_id=event_id,
+        occur_time=timestamp(order.update_time),
+        order_id=order.order_id,
+        customer_id=order.customer_id,
+        payment_id=order.payment_id,
+        amount=money_to_pb(order.total),
+        reason="the payment succeeded after the customer had cancelled the order",
+    )
+    return OutboxEvent.of(REFUND_REQUESTED_SUBJECT, event, event_id=event_id, order_id=order.order_id)
+
+
+def events_for(order: Order, before: Order | None = None) -> list[OutboxEvent]:
+    """The events an order owes after being created (version 1) or changed from ``before``."""
     if order.version == 1:
         return [_order_created(order), _order_changed(order)]
-    return [_order_changed(order)]
+    events = [_order_changed(order)]
+    if order.refund_due and not (before is not None and before.refund_due):
+        events.append(_refund_requested(order))
+    return events

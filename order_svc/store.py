@@ -60,6 +60,7 @@ def _to_doc(order: Order) -> dict[str, Any]:
         "update_time": format_time(order.update_time),
         "cancel_reason": order.cancel_reason,
         "payment_id": order.payment_id,
+        "refund_due": order.refund_due,
         "version": order.version,
         "fingerprint": order.fingerprint,
     }
@@ -79,6 +80,7 @@ def _from_doc(doc: dict[str, Any]) -> Order:
         update_time=parse_time(doc["update_time"]),
         cancel_reason=doc["cancel_reason"],
         payment_id=doc["payment_id"],
+        refund_due=bool(doc.get("refund_due", False)),
         version=int(doc["version"]),
         fingerprint=doc["fingerprint"],
     )

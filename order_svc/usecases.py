@@ -18,7 +18,6 @@ from order_svc.domain import (
     Order,
     OrderDraft,
     OrderNotFound,
-    OrderState,
     PaymentOutcome,
     place_order,
 )
@@ -103,7 +102,7 @@ class OrderUseCases:
             updated = change(current)
             if updated is None:
                 return current
-            if await self._store.save(updated, current.version, events_for(updated)):
+            if await self._store.save(updated, current.version, events_for(updated, current)):
                 self._on_commit()
                 return updated
         raise RuntimeError(f"orders/{order_id} kept changing under {MAX_SAVE_ATTEMPTS} attempts")
@@ -120,9 +119,9 @@ class OrderUseCases:
         except OrderNotFound as error:
             # Retried, then dead-lettered after max_deliver: replayable once the order exists.
             raise LookupError(f"payment {outcome.payment_id} for unknown order {outcome.order_id}") from error
-        if order.payment_id == outcome.payment_id and order.state is OrderState.CANCELLED and outcome.succeeded:
+        if order.refund_due and order.payment_id == outcome.payment_id:
             log.warning(
-                "payment succeeded for a cancelled order: refund due",
+                "payment succeeded for a cancelled order: refund requested",
                 order_id=order.order_id,
                 payment_id=outcome.payment_id,
             )

@@ -10,6 +10,7 @@ from pathlib import Path
 import grpc
 import nats
 import pytest
+from orders.v1 import events_pb2 as order_events
 from orders.v1 import orders_pb2
 from payments.v1 import events_pb2 as payment_events
 
@@ -124,7 +125,7 @@ async def test_replicas_share_the_work_without_doubling_and_watch_follows_change
     assert rest[0].cancel_reason == "changed my mind"
 
 
-async def test_cancel_works_only_from_created_and_a_late_payment_never_revives_the_order(
+async def test_cancel_works_only_from_created_and_a_late_payment_is_recorded_and_refund_requested_not_revived(
     fresh: tuple[Stack, SagaClient],
 ) -> None:
     stack, saga = fresh
@@ -149,6 +150,20 @@ async def test_cancel_works_only_from_created_and_a_late_payment_never_revives_t
     assert after is not None
     assert after.state == orders_pb2.ORDER_STATE_CANCELLED
     assert after.cancel_reason == "cancelled by the customer"
+
+    nc = await nats.connect(stack.nats.url)
+    try:
+
+        async def refund_published() -> order_events.RefundRequested | None:
+            msg = await nc.jetstream().get_last_msg("ORDERS", "orders.refund_requested")
+            return order_events.RefundRequested.FromString(msg.data or b"")
+
+        refund = await wait_for(refund_published, timeout=30, what="the RefundRequested event")
+    finally:
+        await nc.close()
+    assert refund is not None
+    assert (refund.order_id, refund.payment_id) == (order.order_id, after.payment_id)
+    assert refund.amount == order.total
 
 
 async def test_a_payment_event_parked_as_dead_letter_is_applied_when_replayed_after_the_cause_is_fixed(

@@ -116,5 +116,5 @@ def test_a_late_payment_for_a_cancelled_order_is_recorded_but_does_not_revive_it
     assert cancelled.cancel_reason == "cancelled by the customer"
     late = cancelled.apply_payment(PaymentOutcome("o", "p-1", succeeded=True), LATER)
     assert late is not None
-    assert (late.state, late.payment_id) == (OrderState.CANCELLED, "p-1")
+    assert (late.state, late.payment_id, late.refund_due) == (OrderState.CANCELLED, "p-1", True)
     assert late.apply_payment(PaymentOutcome("o", "p-1", succeeded=True), LATER) is None

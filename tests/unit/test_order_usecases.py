@@ -156,6 +156,8 @@ async def test_cancel_and_payment_move_the_order_once_and_emit_one_change_each()
     await usecases.apply_payment(PaymentOutcome(order.order_id, "p-1", succeeded=True))
     assert store.orders[order.order_id].state is OrderState.CANCELLED
     assert len([e for e in store.events if e.subject.startswith("orders.changed.")]) == 3
+    (refund,) = [e for e in store.events if e.subject == "orders.refund_requested"]
+    assert refund.event_type == "orders.v1.RefundRequested"
 
 
 async def test_a_payment_for_an_unknown_order_is_retryable_not_dropped() -> None:

@@ -127,3 +127,56 @@ class OrderStateChanged(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___OrderStateChanged: _TypeAlias = OrderStateChanged  # noqa: Y015
+
+@_typing.final
+class RefundRequested(_message.Message):
+    """Published on subject `orders.refund_requested` when a payment succeeds for an
+    order the customer had already cancelled: the order stays cancelled and the
+    money is owed back.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    EVENT_ID_FIELD_NUMBER: _builtins.int
+    OCCUR_TIME_FIELD_NUMBER: _builtins.int
+    ORDER_ID_FIELD_NUMBER: _builtins.int
+    CUSTOMER_ID_FIELD_NUMBER: _builtins.int
+    PAYMENT_ID_FIELD_NUMBER: _builtins.int
+    AMOUNT_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    event_id: _builtins.str
+    """Unique id of this event; also the `Nats-Msg-Id` header."""
+    order_id: _builtins.str
+    """The cancelled order."""
+    customer_id: _builtins.str
+    """The customer to refund."""
+    payment_id: _builtins.str
+    """The payment to refund."""
+    reason: _builtins.str
+    """Why, in words."""
+    @_builtins.property
+    def occur_time(self) -> _timestamp_pb2.Timestamp:
+        """When the event happened."""
+
+    @_builtins.property
+    def amount(self) -> _money_pb2.Money:
+        """The amount to refund."""
+
+    def __init__(
+        self,
+        *,
+        event_id: _builtins.str = ...,
+        occur_time: _timestamp_pb2.Timestamp | None = ...,
+        order_id: _builtins.str = ...,
+        customer_id: _builtins.str = ...,
+        payment_id: _builtins.str = ...,
+        amount: _money_pb2.Money | None = ...,
+        reason: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["amount", b"amount", "occur_time", b"occur_time"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["amount", b"amount", "customer_id", b"customer_id", "event_id", b"event_id", "occur_time", b"occur_time", "order_id", b"order_id", "payment_id", b"payment_id", "reason", b"reason"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RefundRequested: _TypeAlias = RefundRequested  # noqa: Y015
