@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-import ctypes
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -29,31 +29,31 @@ __all__ = [
     "Stack",
     "child_process_options",
     "free_port",
+    "orphan_safe",
     "wait_for",
     "wait_for_port",
 ]
 
 T = TypeVar("T")
 ROOT = Path(__file__).resolve().parents[1]
-_LIBC = ctypes.CDLL(None, use_errno=True) if sys.platform == "linux" else None
-_PR_SET_PDEATHSIG = 1
+_SETPRIV = shutil.which("setpriv")
 
 
 def child_process_options() -> dict[str, Any]:
-    """Popen options for a child that must not outlive its starter and is stopped by it alone.
+    """Popen options for a child that is stopped by its starter alone.
 
     Own session: a Ctrl-C in the terminal reaches only the starter, which stops its children
-    in order. On Linux the child also gets SIGTERM if the starter dies (even by SIGKILL).
+    in order. No ``preexec_fn``: it would force a plain fork() of a process running gRPC,
+    whose fork handlers can abort the child (see ``orphan_safe`` for the parent-death signal).
     """
-    parent = os.getpid()
+    return {"start_new_session": True}
 
-    def die_with_parent() -> None:
-        if _LIBC is not None:
-            _LIBC.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
-            if os.getppid() != parent:  # the starter died before prctl took effect
-                os._exit(1)
 
-    return {"start_new_session": True, "preexec_fn": die_with_parent}
+def orphan_safe(command: list[str]) -> list[str]:
+    """``command`` run so that it gets SIGTERM if its starter dies, even by SIGKILL (Linux ``setpriv``)."""
+    if _SETPRIV is None:
+        return command
+    return [_SETPRIV, "--pdeathsig", "TERM", "--", *command]
 
 
 def free_port() -> int:
@@ -116,16 +116,18 @@ class NatsServer:
         self.store_dir.mkdir(parents=True, exist_ok=True)
         self._log = (self.store_dir / "nats-server.log").open("ab")
         self.proc = subprocess.Popen(
-            [
-                binary("nats-server"),
-                "-a",
-                "127.0.0.1",
-                "-p",
-                str(self.port),
-                "-js",
-                "-sd",
-                str(self.store_dir),
-            ],
+            orphan_safe(
+                [
+                    binary("nats-server"),
+                    "-a",
+                    "127.0.0.1",
+                    "-p",
+                    str(self.port),
+                    "-js",
+                    "-sd",
+                    str(self.store_dir),
+                ]
+            ),
             stdout=self._log,
             stderr=subprocess.STDOUT,
             **child_process_options(),
@@ -165,7 +167,7 @@ class ServiceProcess:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         with self.log_path.open("ab") as log:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", self.module],
+                orphan_safe([sys.executable, "-m", self.module]),
                 env={**os.environ, **self.env},
                 cwd=ROOT,
                 stdout=log,
@@ -321,7 +323,7 @@ class EnvoyProcess:
         write_config(self.config, self.config_path)
         with self.log_path.open("ab") as log:
             self.proc = subprocess.Popen(
-                envoy_command(self.config_path, base_id=self.config.port, log_level=self.log_level),
+                orphan_safe(envoy_command(self.config_path, base_id=self.config.port, log_level=self.log_level)),
                 cwd=ROOT,
                 stdout=log,
                 stderr=subprocess.STDOUT,
