@@ -93,7 +93,7 @@ class OutboxRelay:
                 with contextlib.suppress(asyncio.TimeoutError):
                     await asyncio.wait_for(self._stopping.wait(), delay)
                 continue
-            if drained:
+            if not drained:  # a full batch went out: more may be waiting
                 continue
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), self._poll_interval)
@@ -105,9 +105,7 @@ class OutboxRelay:
         events = await self._source.pending_events(self._batch)
         if not events:
             return True
-        await asyncio.gather(
-            *(self._bus.publish(e.subject, e.payload, event_id=e.event_id, event_type=e.event_type) for e in events)
-        )
+        await self._bus.publish_all([(e.subject, e.payload, e.event_id, e.event_type) for e in events])
         await self._source.mark_published(events)
         for e in events:
             log.info(
