@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
+import time
+from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TypeVar
@@ -42,6 +45,8 @@ STREAM_MAX_AGE_SECONDS = 7 * 24 * 3600.0
 EVENT_TYPE_HEADER = "Event-Type"
 EVENT_ID_HEADER = "Event-Id"
 MSG_ID_HEADER = "Nats-Msg-Id"
+STATUS_HEADER = "Status"
+DESCRIPTION_HEADER = "Description"
 
 M = TypeVar("M", bound=Message)
 
@@ -76,6 +81,15 @@ Handler = Callable[[Envelope], Awaitable[None]]
 
 def _backoff(num_delivered: int) -> float:
     return float(min(0.1 * 2 ** (num_delivered - 1), 10.0))
+
+
+def _num_delivered(msg: Msg) -> int:
+    """The delivery count, read straight from the ack subject (cheaper than parsing all the metadata)."""
+    tokens = (getattr(msg, "reply", None) or "").split(".")
+    index = 4 if len(tokens) == 9 else 6 if len(tokens) >= 11 else -1
+    if index > 0 and tokens[index].isdigit():
+        return int(tokens[index]) or 1
+    return msg.metadata.num_delivered or 1
 
 
 class Bus:
@@ -157,6 +171,31 @@ class Bus:
             headers={MSG_ID_HEADER: event_id, EVENT_ID_HEADER: event_id, EVENT_TYPE_HEADER: event_type},
         )
 
+    async def publish_all(self, messages: Sequence[tuple[str, bytes, str, str]], timeout: float = 5.0) -> None:
+        """Publish ``(subject, payload, event_id, event_type)`` messages at once and wait for every PubAck.
+
+        The messages go out back to back and their acks are awaited together (no round trip
+        each); any error or a missing ack raises, and the caller may publish them all again:
+        JetStream drops the repeats by their ``Nats-Msg-Id``.
+        """
+        if not messages:
+            return
+        futures = [
+            await self.js.publish_async(
+                subject,
+                payload,
+                headers={MSG_ID_HEADER: event_id, EVENT_ID_HEADER: event_id, EVENT_TYPE_HEADER: event_type},
+            )
+            for subject, payload, event_id, event_type in messages
+        ]
+        done, pending = await asyncio.wait(futures, timeout=timeout)
+        for future in pending:
+            future.cancel()
+        if pending:
+            raise nats.errors.TimeoutError(f"{len(pending)} of {len(messages)} publishes were not acknowledged")
+        for future in done:
+            future.result()  # raises the publish's error, if any
+
     def consumer(
         self,
         *,
@@ -177,13 +216,31 @@ class Bus:
             await self._nc.close()
 
 
+@dataclass
+class _Pull:
+    """One pull request outstanding at the server: how many messages it may still bring, until when."""
+
+    remaining: int
+    deadline: float
+
+
 class Consumer:
-    """Fetches batches and runs the handler on each message.
+    """Keeps pull requests outstanding on a durable consumer and runs the handler on what arrives.
+
+    Messages are handled as they arrive, in waves (all that came in while the last wave was
+    being handled, run concurrently), while further pull requests keep up to ``batch``
+    messages coming: no round trip per batch, and no waiting for a batch to fill.
 
     Policy: ack after the handler returns (its effect is saved); ``PermanentError`` → dead-letter;
     any other error → ``nak`` with exponential backoff, and dead-letter once ``max_deliver``
     attempts are spent. JetStream itself redelivers forever, so a crash never loses a message.
+    A pull request that the server forgot (e.g. it restarted) is given up after its expiry,
+    and a new one is sent. On stop, what the open pull requests still bring is handled until
+    they go quiet; anything left unhandled is nakked so that the server redelivers it at once.
     """
+
+    #: How long the server keeps one pull request open (seconds).
+    PULL_EXPIRES = 2.0
 
     def __init__(
         self,
@@ -203,10 +260,16 @@ class Consumer:
         self._max_deliver = max_deliver
         self._batch = batch
         self._stopping = asyncio.Event()
-        self._sub: JetStreamContext.PullSubscription | None = None
+        self._wake = asyncio.Event()
+        self._pulls: deque[_Pull] = deque()
+        self._arrived: list[Msg] = []
+        self._recreate = False
+        self._next_subject = f"$JS.API.CONSUMER.MSG.NEXT.{stream}.{durable}"
 
-    async def _subscribe(self) -> JetStreamContext.PullSubscription:
+    async def _ensure_consumer(self) -> None:
+        """Create the durable consumer unless it exists (its config is then left as it is)."""
         config = api.ConsumerConfig(
+            name=self._durable,
             durable_name=self._durable,
             ack_policy=api.AckPolicy.EXPLICIT,
             ack_wait=30.0,
@@ -215,46 +278,119 @@ class Consumer:
             filter_subjects=self._subjects if len(self._subjects) > 1 else None,
             filter_subject=self._subjects[0] if len(self._subjects) == 1 else None,
         )
-        return await self._bus.js.pull_subscribe(
-            self._subjects[0], durable=self._durable, stream=self._stream, config=config
-        )
+        try:
+            await self._bus.js.consumer_info(self._stream, self._durable)
+        except nats.js.errors.NotFoundError:
+            await self._bus.js.add_consumer(self._stream, config)
+
+    async def _pause(self, seconds: float) -> None:
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(self._stopping.wait(), seconds)
 
     async def run(self) -> None:
-        """Consume until ``stop()``; finishes the batch in hand before returning."""
+        """Consume until ``stop()``; finishes the wave in hand before returning."""
         await self._bus.connected.wait()
         while not self._stopping.is_set():
             try:
-                self._sub = await self._subscribe()
+                await self._ensure_consumer()
                 break
             except Exception as error:  # NATS may be restarting: keep trying
                 log.warning("cannot create consumer, retrying", durable=self._durable, error=repr(error))
-                with contextlib.suppress(asyncio.TimeoutError):
-                    await asyncio.wait_for(self._stopping.wait(), 1.0)
+                await self._pause(1.0)
+        if self._stopping.is_set():
+            return
+        inbox = self._bus.nc.new_inbox()
+        sub = await self._bus.nc.subscribe(inbox, cb=self._on_msg)
         log.info("consuming", stream=self._stream, durable=self._durable, subjects=self._subjects)
         failures = 0
-        while not self._stopping.is_set() and self._sub is not None:
-            try:
-                messages = await self._sub.fetch(self._batch, timeout=1.0)
-                failures = 0
-            except nats.errors.TimeoutError:
-                continue
-            except Exception as error:
-                failures += 1
-                log.warning("fetch failed", durable=self._durable, error=repr(error))
-                with contextlib.suppress(asyncio.TimeoutError):
-                    await asyncio.wait_for(self._stopping.wait(), _backoff(min(failures, 5)))
-                continue
-            await asyncio.gather(*(self._handle(msg) for msg in messages))
-        if self._sub is not None:
+        try:
+            while not self._stopping.is_set():
+                if self._recreate:
+                    self._recreate = False
+                    try:
+                        await self._ensure_consumer()
+                    except Exception as error:
+                        log.warning("cannot recreate consumer, retrying", durable=self._durable, error=repr(error))
+                        self._recreate = True
+                        await self._pause(1.0)
+                        continue
+                try:
+                    await self._pull_more(inbox)
+                    failures = 0
+                except Exception as error:
+                    failures += 1
+                    log.warning("pull request failed", durable=self._durable, error=repr(error))
+                    await self._pause(_backoff(min(failures, 5)))
+                    continue
+                if not self._arrived:
+                    self._wake.clear()
+                    with contextlib.suppress(asyncio.TimeoutError):
+                        await asyncio.wait_for(self._wake.wait(), self.PULL_EXPIRES / 2)
+                if self._arrived:
+                    wave, self._arrived = self._arrived, []
+                    await asyncio.gather(*(self._handle(msg) for msg in wave))
+            await self._drain()
+        finally:
             with contextlib.suppress(Exception):
-                await self._sub.unsubscribe()
+                await sub.unsubscribe()
+            leftovers, self._arrived = self._arrived, []
+            for msg in leftovers:  # delivered to us but not handled: let the server redeliver them now
+                with contextlib.suppress(Exception):
+                    await msg.nak()
+
+    async def _drain(self) -> None:
+        """On stop: handle what our open pull requests still bring, until they end or go quiet."""
+        deadline = time.monotonic() + self.PULL_EXPIRES
+        while self._pulls or self._arrived:
+            if not self._arrived:
+                self._wake.clear()
+                try:
+                    await asyncio.wait_for(self._wake.wait(), min(0.25, deadline - time.monotonic()))
+                except (TimeoutError, ValueError):
+                    return
+            if self._arrived:
+                wave, self._arrived = self._arrived, []
+                await asyncio.gather(*(self._handle(msg) for msg in wave))
+            if time.monotonic() >= deadline:
+                return
+
+    async def _pull_more(self, inbox: str) -> None:
+        """Forget pull requests past their expiry; ask for more once fewer than half a batch are due."""
+        now = time.monotonic()
+        while self._pulls and self._pulls[0].deadline < now:
+            self._pulls.popleft()  # expired without a word from the server: it forgot the request
+        due = sum(p.remaining for p in self._pulls) + len(self._arrived)
+        if due > self._batch // 2:
+            return
+        want = self._batch - due
+        request = json.dumps({"batch": want, "expires": int(self.PULL_EXPIRES * 1e9)}).encode()
+        self._pulls.append(_Pull(want, now + self.PULL_EXPIRES + 0.5))
+        await self._bus.nc.publish(self._next_subject, request, reply=inbox)
+
+    async def _on_msg(self, msg: Msg) -> None:
+        headers = msg.headers
+        if headers and not msg.data and STATUS_HEADER in headers:
+            status = headers[STATUS_HEADER]
+            if status in ("404", "408", "409") and self._pulls:  # the oldest pull request ended
+                self._pulls.popleft()
+            if status == "409" and "deleted" in headers.get(DESCRIPTION_HEADER, "").lower():
+                self._recreate = True
+            self._wake.set()
+            return
+        if self._pulls:
+            self._pulls[0].remaining -= 1
+            if self._pulls[0].remaining <= 0:
+                self._pulls.popleft()
+        self._arrived.append(msg)
+        self._wake.set()
 
     def stop(self) -> None:
         self._stopping.set()
+        self._wake.set()
 
     async def _handle(self, msg: Msg) -> None:
-        headers = dict(msg.headers or {})
-        num_delivered = msg.metadata.num_delivered or 1
+        headers = msg.headers or {}
+        num_delivered = _num_delivered(msg)
         envelope = Envelope(
             subject=msg.subject,
             event_type=headers.get(EVENT_TYPE_HEADER, ""),

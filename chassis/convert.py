@@ -11,6 +11,8 @@ from chassis.money import Money
 
 __all__ = ["money_from_pb", "money_to_pb", "timestamp"]
 
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
 
 def money_to_pb(money: Money) -> money_pb2.Money:
     return money_pb2.Money(currency_code=money.currency, units=money.units, nanos=money.nanos)
@@ -21,6 +23,6 @@ def money_from_pb(money: money_pb2.Money) -> Money:
 
 
 def timestamp(when: datetime) -> Timestamp:
-    stamp = Timestamp()
-    stamp.FromDatetime(when.astimezone(UTC))
-    return stamp
+    """``when`` as a Timestamp (a naive datetime is taken as local time, as ``astimezone`` does)."""
+    since = (when if when.tzinfo is not None else when.astimezone(UTC)) - _EPOCH
+    return Timestamp(seconds=since.days * 86_400 + since.seconds, nanos=since.microseconds * 1000)

@@ -1,13 +1,15 @@
-"""SQLite, the embedded default store: one connection on its own thread, WAL, and the outbox table."""
+"""SQLite, the embedded default store: one connection on its own thread, WAL, group commit, and the outbox table."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import queue
 import sqlite3
+import threading
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from chassis.outbox import OutboxEvent, OutboxSource
 
@@ -35,23 +37,70 @@ CREATE TABLE IF NOT EXISTS outbox (
 """
 
 
-class SqliteDb:
-    """A durable SQLite file used from asyncio.
+class _Call:
+    """One queued call: ``fn(conn)``, whether it is a transaction, and where its outcome goes."""
 
-    Every call runs a whole function on one dedicated thread, so a transaction is never
-    interleaved with another coroutine's statements and costs one thread hop.
+    __slots__ = ("fn", "future", "loop", "transactional")
+
+    def __init__(
+        self,
+        fn: Callable[[sqlite3.Connection], Any],
+        transactional: bool,
+        loop: asyncio.AbstractEventLoop,
+        future: asyncio.Future[Any],
+    ) -> None:
+        self.fn = fn
+        self.transactional = transactional
+        self.loop = loop
+        self.future = future
+
+
+_Outcome = tuple["asyncio.Future[Any]", bool, Any]
+
+
+def _settle(outcomes: list[_Outcome]) -> None:
+    for future, ok, value in outcomes:
+        if future.cancelled():
+            continue
+        if ok:
+            future.set_result(value)
+        else:
+            future.set_exception(value)
+
+
+class SqliteDb:
+    """A durable SQLite file used from asyncio through one dedicated thread (group commit).
+
+    Every call runs a whole function on the database thread, so a transaction is never
+    interleaved with another coroutine's statements. The thread takes every call waiting in
+    its queue at once: consecutive transactions share one ``BEGIN IMMEDIATE … COMMIT``, and none
+    is reported done before that COMMIT succeeded (if it fails, every one of them fails). If
+    one of them raises, the shared transaction is rolled back and each runs again in its own,
+    so one that fails undoes only its own writes.
+    Plain calls (reads) run between groups, so they only ever see committed data. The calls of
+    one loop iteration reach the thread in one hand-over, and the outcomes of one round go
+    back to the event loop in a single wake-up.
     """
 
     def __init__(self, path: Path, schema: str) -> None:
         self._path = path
         self._schema = schema
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"sqlite-{path.stem}")
+        self._queue: queue.SimpleQueue[list[_Call] | None] = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
         self._conn: sqlite3.Connection | None = None
+        self._pending: list[_Call] = []
+        self._handover_scheduled = False
+        #: COMMITs run and transactions they carried: how well commits group.
+        self.commits = 0
+        self.transactions = 0
 
     async def open(self) -> None:
-        await asyncio.get_running_loop().run_in_executor(self._executor, self._open)
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._work, name=f"sqlite-{self._path.stem}", daemon=True)
+            self._thread.start()
+        await self._submit(self._open, transactional=False)
 
-    def _open(self) -> None:
+    def _open(self, _conn: sqlite3.Connection | None) -> None:
         self._path.parent.mkdir(parents=True, exist_ok=True)
         conn = sqlite3.connect(self._path, isolation_level=None, check_same_thread=False)
         conn.row_factory = sqlite3.Row
@@ -63,34 +112,111 @@ class SqliteDb:
         self._conn = conn
 
     async def run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
-        """Run ``fn(conn)`` on the database thread."""
-        return await asyncio.get_running_loop().run_in_executor(self._executor, self._call, fn)
+        """Run ``fn(conn)`` on the database thread, outside any transaction."""
+        return await self._submit(fn, transactional=False)
 
     async def transaction(self, fn: Callable[[sqlite3.Connection], T]) -> T:
-        """Run ``fn(conn)`` inside BEGIN IMMEDIATE … COMMIT (ROLLBACK if it raises)."""
-        return await self.run(lambda conn: self._in_transaction(conn, fn))
+        """Run ``fn(conn)`` atomically (ROLLBACK of its writes if it raises); done once committed."""
+        return await self._submit(fn, transactional=True)
 
-    def _call(self, fn: Callable[[sqlite3.Connection], T]) -> T:
-        if self._conn is None:
+    def _submit(self, fn: Callable[[Any], T], *, transactional: bool) -> asyncio.Future[T]:
+        if self._thread is None:
             raise RuntimeError("database is not open")
-        return fn(self._conn)
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[T] = loop.create_future()
+        self._pending.append(_Call(fn, transactional, loop, future))
+        if not self._handover_scheduled:  # everything submitted in this loop iteration goes over in one wake-up
+            self._handover_scheduled = True
+            loop.call_soon(self._hand_over)
+        return future
 
-    @staticmethod
-    def _in_transaction(conn: sqlite3.Connection, fn: Callable[[sqlite3.Connection], T]) -> T:
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            result = fn(conn)
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
-        conn.execute("COMMIT")
-        return result
+    def _hand_over(self) -> None:
+        self._handover_scheduled = False
+        calls, self._pending = self._pending, []
+        if calls:
+            self._queue.put(calls)
 
-    async def close(self) -> None:
+    def _work(self) -> None:
+        """The database thread: take what is waiting, run it, hand the outcomes back; until the sentinel."""
+        running = True
+        while running:
+            first = self._queue.get()
+            if first is None:
+                break
+            calls = first
+            while True:
+                try:
+                    more = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if more is None:
+                    running = False
+                    break
+                calls.extend(more)
+            outcomes: dict[asyncio.AbstractEventLoop, list[_Outcome]] = {}
+            index = 0
+            while index < len(calls):
+                end = index + 1
+                if calls[index].transactional:
+                    while end < len(calls) and calls[end].transactional:
+                        end += 1
+                    results = self._run_group(calls[index:end])
+                else:
+                    results = [self._run_plain(calls[index])]
+                for call, (ok, value) in zip(calls[index:end], results, strict=True):
+                    outcomes.setdefault(call.loop, []).append((call.future, ok, value))
+                index = end
+            for loop, settled in outcomes.items():
+                try:
+                    loop.call_soon_threadsafe(_settle, settled)
+                except RuntimeError:  # the loop is closed: nobody is waiting any more
+                    continue
         if self._conn is not None:
             conn, self._conn = self._conn, None
-            await asyncio.get_running_loop().run_in_executor(self._executor, conn.close)
-        self._executor.shutdown(wait=True)
+            conn.close()
+
+    def _run_plain(self, call: _Call) -> tuple[bool, Any]:
+        if self._conn is None and call.fn != self._open:
+            return False, RuntimeError("database is not open")
+        try:
+            return True, call.fn(self._conn)  # type: ignore[arg-type]  # only _open takes None
+        except Exception as error:
+            return False, error
+
+    def _run_group(self, group: list[_Call]) -> list[tuple[bool, Any]]:
+        """One transaction for the whole group; if one call raises, undo all and run each on its own.
+
+        Calls are functions of the connection alone, so running them again after a ROLLBACK
+        is safe; a call that raises is rare (expected conflicts are handled inside the calls).
+        """
+        conn = self._conn
+        if conn is None:
+            return [(False, RuntimeError("database is not open"))] * len(group)
+        results: list[tuple[bool, Any]] = []
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            for call in group:
+                results.append((True, call.fn(conn)))
+            conn.execute("COMMIT")
+        except Exception as error:
+            if conn.in_transaction:
+                with contextlib.suppress(Exception):
+                    conn.execute("ROLLBACK")
+            if len(group) == 1 or len(results) == len(group):  # its own failure, or the COMMIT failed
+                return [(False, error)] * len(group)
+            return [outcome for call in group for outcome in self._run_group([call])]
+        self.commits += 1
+        self.transactions += len(group)
+        return results
+
+    async def close(self) -> None:
+        """Finish what is queued, close the connection and stop the thread."""
+        thread, self._thread = self._thread, None
+        if thread is None:
+            return
+        self._hand_over()
+        self._queue.put(None)
+        await asyncio.to_thread(thread.join)
 
 
 def add_to_outbox(conn: sqlite3.Connection, events: Sequence[OutboxEvent]) -> None:

@@ -10,8 +10,10 @@ _FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
 
 
 def format_time(when: datetime) -> str:
-    return when.astimezone(UTC).strftime(_FORMAT)
+    """``%Y-%m-%dT%H:%M:%S.%fZ`` (always six fraction digits), by the faster isoformat."""
+    return when.astimezone(UTC).isoformat(timespec="microseconds")[:-6] + "Z"
 
 
 def parse_time(text: str) -> datetime:
-    return datetime.strptime(text, _FORMAT).replace(tzinfo=UTC)
+    """The inverse of ``format_time`` (fromisoformat reads the trailing Z since Python 3.11)."""
+    return datetime.fromisoformat(text).replace(tzinfo=UTC)
