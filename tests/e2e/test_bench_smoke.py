@@ -1,0 +1,84 @@
+"""`python -m bench` with a tiny count: one JSON document with every section and sane numbers (no timing asserted)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+from bench.report import markdown
+
+ROOT = Path(__file__).resolve().parents[2]
+COUNT = 50
+LEVELS = [1, 16]
+SAGA_LATENCIES = {"create_order", "placed_to_final", "placed_to_notification_stored"}
+
+
+def check_runs(runs: Any, latencies: set[str], processes: set[str]) -> None:
+    assert isinstance(runs, list), runs
+    assert [r["in_flight"] for r in runs] == LEVELS
+    for run in runs:
+        assert run["completed"] == COUNT, run
+        assert run["failed"] == 0, run
+        assert run["truncated"] is False
+        assert run["per_second"] > 0
+        assert set(run["latency"]) == latencies
+        for summary in run["latency"].values():
+            assert summary["n"] == COUNT
+            assert 0 < summary["p50_ms"] <= summary["p95_ms"] <= summary["p99_ms"] <= summary["max_ms"]
+        cpu = run["cpu_ms_per_op"]
+        assert processes <= set(cpu), cpu
+        assert all(cpu[name] is not None and cpu[name] >= 0 for name in processes), cpu
+
+
+def test_bench_prints_one_json_document_with_every_section(tmp_path: Path) -> None:
+    out = tmp_path / "bench.json"
+    command = [sys.executable, "-m", "bench", "--count", str(COUNT), "--in-flight", ",".join(map(str, LEVELS))]
+    command += ["--warmup", "10", "--run-seconds", "120", "--output", str(out)]
+    env = {k: v for k, v in os.environ.items() if k != "MONGODB_URI"}
+    done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=280, check=False)
+    assert done.returncode == 0, done.stderr[-4000:]
+    doc = json.loads(done.stdout)
+    assert doc == json.loads(out.read_text())
+
+    assert doc["machine"]["nproc"] >= 1
+    assert doc["machine"]["cpu_model"]
+    assert doc["date"]
+    assert len(doc["load_average_at_start"]) == 3
+    assert doc["config"]["store"] == "sqlite"
+    assert doc["config"]["orders_per_run"] == COUNT
+
+    services = {"order_svc", "payment_svc", "notification_svc", "nats-server", "system_total", "bench_client"}
+    check_runs(doc["end_to_end"]["grpc"], SAGA_LATENCIES, services)
+    http = doc["end_to_end"]["http"]
+    if isinstance(http, dict):
+        assert http["skipped"], "the HTTP part may only be missing with a reason"
+    else:
+        check_runs(http, SAGA_LATENCIES, services | {"envoy"})
+
+    raw = doc["raw_limits"]
+    check_runs(raw["grpc_echo"], {"rpc"}, {"echo_server"})
+    check_runs(raw["jetstream_round_trip"], {"publish", "round_trip"}, {"nats-server"})
+    bare = {"bare_order", "bare_payment", "bare_notification", "nats-server", "system_total"}
+    check_runs(raw["bare_pipeline"], SAGA_LATENCIES, bare)
+
+    for level in LEVELS:
+        ratios = doc["ratios"][str(level)]
+        for name in ("system_vs_bare_pipeline", "system_vs_grpc_echo", "system_vs_jetstream_round_trip"):
+            assert ratios[name] > 0, (level, name, ratios)
+
+    rss = doc["peak_rss_mb"]
+    assert {"order_svc", "payment_svc", "notification_svc", "nats-server", "echo_server", "bare_order"} <= set(rss)
+    assert all(mb is None or mb > 0 for mb in rss.values()), rss
+
+    assert len(doc["targets"]) == 5
+    for target in doc["targets"]:
+        assert {"target", "goal", "measured", "met"} <= set(target)
+    assert all(percent is None or percent >= 0 for percent in doc["idle_cpu_percent"].values())
+
+    tables = markdown(doc)
+    assert "| 16 | grpc |" in tables
+    assert "| peak RSS, MiB |" in tables
