@@ -66,6 +66,9 @@ test-unit: $(STAMP) ## Only the fast unit tests
 test-contract: $(STAMP) ## Only the contract tests
 	pytest -m contract
 
+test-integration: $(STAMP) ## Only the integration tests (real nats-server, stores and service processes)
+	pytest -m integration
+
 test-e2e: $(STAMP) ## Only the end-to-end tests (every process plus Envoy, and `make up` itself)
 	pytest -m e2e
 

@@ -146,16 +146,33 @@ class Bus:
 
     async def _on_reconnected(self) -> None:
         log.info("nats reconnected")
+        try:  # a server that lost its store comes back without streams: declare them again
+            await self.ensure_streams()
+        except Exception as error:
+            log.warning("cannot declare streams after reconnect", error=repr(error))
+
+    async def wait_connected(self, stop: asyncio.Event) -> bool:
+        """Wait until connected (True) or until ``stop`` is set (False), whichever comes first."""
+        waiters = [asyncio.ensure_future(self.connected.wait()), asyncio.ensure_future(stop.wait())]
+        try:
+            await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for waiter in waiters:
+                waiter.cancel()
+        return self.connected.is_set() and not stop.is_set()
 
     async def ensure_streams(self) -> None:
-        """Create or update every stream: file storage, a dedup window, bounded age."""
+        """Create or update every stream: file storage, a dedup window; event streams keep 7 days.
+
+        Dead letters never expire: they wait for a person to inspect and replay them.
+        """
         for name, subjects in STREAMS.items():
             config = api.StreamConfig(
                 name=name,
                 subjects=subjects,
                 storage=api.StorageType.FILE,
                 duplicate_window=DUPLICATE_WINDOW_SECONDS,
-                max_age=STREAM_MAX_AGE_SECONDS,
+                max_age=0 if name == DEAD_LETTER_STREAM else STREAM_MAX_AGE_SECONDS,
             )
             try:
                 await self.js.add_stream(config)
@@ -289,7 +306,8 @@ class Consumer:
 
     async def run(self) -> None:
         """Consume until ``stop()``; finishes the wave in hand before returning."""
-        await self._bus.connected.wait()
+        if not await self._bus.wait_connected(self._stopping):
+            return
         while not self._stopping.is_set():
             try:
                 await self._ensure_consumer()

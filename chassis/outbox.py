@@ -80,7 +80,8 @@ class OutboxRelay:
         self._wake.set()
 
     async def run(self) -> None:
-        await self._bus.connected.wait()
+        if not await self._bus.wait_connected(self._stopping):
+            return
         failures = 0
         while not self._stopping.is_set():
             try:

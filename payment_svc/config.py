@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import SettingsConfigDict
 
 from chassis.settings import ServiceSettings
@@ -18,5 +18,11 @@ class PaymentSettings(ServiceSettings):
     grpc_port: int = Field(50052, ge=0, le=65535)
     mongodb_database: str = "payments"
     decline_rate: float = Field(0.0, ge=0.0, le=1.0, description="share of other/unspecified methods declined")
-    latency_ms: float = Field(0.0, ge=0.0, le=60_000, description="simulated provider round trip")
+    # Kept well under the consumers' 30 s ack_wait, so a slow charge is never redelivered meanwhile.
+    latency_ms: float = Field(0.0, ge=0.0, le=10_000, description="simulated provider round trip")
     seed: int | None = Field(None, description="seed of the mock provider's randomness (repeatable runs)")
+
+    @field_validator("seed", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: object) -> object:
+        return None if value == "" else value

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import secrets
 
 from payment_svc.domain import ChargeRequest, Decision, decide
 
@@ -11,14 +12,19 @@ __all__ = ["MockPaymentProvider"]
 
 
 class MockPaymentProvider:
-    """Stands in for a card processor. ``latency`` simulates its round trip (seconds)."""
+    """Stands in for a card processor. ``latency`` simulates its round trip (seconds).
+
+    Idempotent like a real processor: the random draw derives from the idempotency key (and
+    the seed), so a retried or raced charge of one order gets the same decision every time.
+    """
 
     def __init__(self, decline_rate: float = 0.0, latency: float = 0.0, seed: int | None = None) -> None:
         self._decline_rate = decline_rate
         self._latency = latency
-        self._random = random.Random(seed)
+        self._salt = str(seed) if seed is not None else secrets.token_hex(8)
 
     async def charge(self, request: ChargeRequest, idempotency_key: str) -> Decision:
         if self._latency > 0:
             await asyncio.sleep(self._latency)  # the simulated provider round trip, not a wait for a condition
-        return decide(request.payment_method, self._random.random(), self._decline_rate)
+        draw = random.Random(f"{self._salt}:{idempotency_key}").random()
+        return decide(request.payment_method, draw, self._decline_rate)

@@ -230,3 +230,15 @@ async def test_services_started_before_nats_serve_at_once_and_finish_orders_when
             await saga.wait_notified([order.order_id])
     finally:
         stack.stop()
+
+
+async def test_a_service_that_never_reached_nats_still_stops_gracefully(tmp_path: Path) -> None:
+    stack = Stack(tmp_path)  # nats-server is never started
+    try:
+        for module in stack.services:
+            stack.start_service(module)
+        await asyncio.gather(*(s.wait_healthy() for s in stack.services.values()))
+        for service in stack.services.values():
+            assert service.terminate(timeout=10) == 0, f"{service.module} needed SIGKILL"
+    finally:
+        stack.stop()

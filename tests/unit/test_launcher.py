@@ -42,3 +42,9 @@ def test_a_taken_port_is_reported() -> None:
 def test_healthcheck_fails_fast_when_nothing_listens() -> None:
     assert healthcheck.main([f"127.0.0.1:{free_port()}", "orders.v1.OrderService"]) == 1
     assert healthcheck.main([]) == 2
+
+
+def test_dotenv_values_drop_trailing_comments_and_keep_empty_values(tmp_path: Path) -> None:
+    env = tmp_path / ".env"
+    env.write_text('# a comment\nexport A=1\nB="two words"  # trailing comment\nC=3 # note\n\nPAYMENT_SVC_SEED=\n')
+    assert load_dotenv(env) == {"A": "1", "B": "two words", "C": "3", "PAYMENT_SVC_SEED": ""}

@@ -44,3 +44,14 @@ def test_a_failed_payment_notification_says_why() -> None:
     note = notification_for(PaymentResult("o-1", "alice", False, Money.of("USD", 1, 0), "No funds."), "e", NOW)
     assert note.kind is NotificationKind.PAYMENT_FAILED
     assert note.message.endswith("the payment failed: No funds.")
+
+
+async def test_the_mock_provider_decides_the_same_for_the_same_key_and_seed() -> None:
+    from payment_svc.provider import MockPaymentProvider
+
+    request = ChargeRequest("o", "alice", Money.of("USD", 5, 0), "pm_card_amex")
+    provider = MockPaymentProvider(decline_rate=0.5, seed=7)
+    decisions = [await provider.charge(request, f"key-{i}") for i in range(40)]
+    assert decisions == [await MockPaymentProvider(0.5, seed=7).charge(request, f"key-{i}") for i in range(40)]
+    assert {d.approved for d in decisions} == {True, False}
+    assert len({(await provider.charge(request, "same")).approved for _ in range(10)}) == 1

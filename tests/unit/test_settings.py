@@ -51,3 +51,8 @@ def test_a_decline_rate_outside_zero_to_one_fails_fast(monkeypatch: pytest.Monke
     monkeypatch.setenv("PAYMENT_SVC_DECLINE_RATE", "1.5")
     with pytest.raises(ValidationError):
         PaymentSettings()
+
+
+def test_an_empty_seed_means_unseeded(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PAYMENT_SVC_SEED", "")
+    assert PaymentSettings().seed is None
