@@ -148,21 +148,34 @@ async def test_unknown_order_is_a_404(http: httpx.AsyncClient) -> None:
     assert watched.status_code == 404
 
 
+def assert_status_json(reply: httpx.Response, http_status: int, code: grpc.StatusCode) -> dict[str, object]:
+    """Envoy's own errors come back as google.rpc.Status JSON, like the service's."""
+    assert reply.status_code == http_status, reply.text
+    assert reply.headers["content-type"].startswith("application/json")
+    body: dict[str, object] = reply.json()
+    assert body["code"] == code.value[0]
+    assert body["message"]
+    return body
+
+
 async def test_malformed_json_is_a_400(http: httpx.AsyncClient) -> None:
     reply = await http.post("/v1/orders", content=b'{"customerId": ', headers={"content-type": "application/json"})
-    assert reply.status_code == 400
+    assert_status_json(reply, 400, grpc.StatusCode.INVALID_ARGUMENT)
 
 
 async def test_unknown_query_parameter_is_a_400(http: httpx.AsyncClient) -> None:
     reply = await http.get("/v1/orders", params={"customerId": "alice", "colour": "blue"})
-    assert reply.status_code == 400
-    assert "colour" in reply.text
+    assert "colour" in str(assert_status_json(reply, 400, grpc.StatusCode.INVALID_ARGUMENT)["message"])
+
+
+async def test_unknown_path_is_a_404_in_status_json(http: httpx.AsyncClient) -> None:
+    assert_status_json(await http.get("/v1/nothing-here"), 404, grpc.StatusCode.NOT_FOUND)
 
 
 async def test_oversized_body_is_refused(http: httpx.AsyncClient) -> None:
     huge = order_body("x" * 200_000)
     reply = await http.post("/v1/orders", json=huge)
-    assert reply.status_code in (400, 413)
+    assert_status_json(reply, 413, grpc.StatusCode.RESOURCE_EXHAUSTED)
 
 
 @pytest.mark.parametrize(
@@ -194,6 +207,7 @@ async def test_oversized_body_is_refused(http: httpx.AsyncClient) -> None:
 async def test_bad_input_is_never_a_5xx(http: httpx.AsyncClient, method: str, path: str, content: bytes) -> None:
     reply = await http.request(method, path, content=content, headers={"content-type": "application/json"})
     assert 400 <= reply.status_code < 500, (reply.status_code, reply.text)
+    assert "code" in reply.json(), reply.text  # always google.rpc.Status JSON
 
 
 INTERNAL_PATHS = [
