@@ -179,15 +179,6 @@ class Bus:
             except nats.js.errors.BadRequestError:
                 await self.js.update_stream(config)
 
-    async def publish(self, subject: str, payload: bytes, *, event_id: str, event_type: str) -> api.PubAck:
-        """Publish with ``Nats-Msg-Id`` = ``event_id`` so JetStream drops a repeat inside its window."""
-        return await self.js.publish(
-            subject,
-            payload,
-            timeout=5.0,
-            headers={MSG_ID_HEADER: event_id, EVENT_ID_HEADER: event_id, EVENT_TYPE_HEADER: event_type},
-        )
-
     async def publish_all(self, messages: Sequence[tuple[str, bytes, str, str]], timeout: float = 5.0) -> None:
         """Publish ``(subject, payload, event_id, event_type)`` messages at once and wait for every PubAck.
 

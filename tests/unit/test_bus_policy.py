@@ -123,3 +123,25 @@ async def test_a_message_that_cannot_be_parked_is_nakked_for_later_instead_of_lo
     msg = FakeMsg(VALID)
     await c._handle(msg)  # type: ignore[arg-type]
     assert msg.outcome == [("nak", 1.0)]
+
+
+@pytest.mark.parametrize(
+    ("reply", "expected"),
+    [
+        ("$JS.ACK.ORDERS.payment-svc-orders.3.42.40.1764000000000000000.0", 3),
+        ("$JS.ACK.hub.ACCOUNTHASH.ORDERS.payment-svc-orders.5.42.40.1764000000000000000.0.rand", 5),
+    ],
+    ids=["v1 ack subject", "v2 ack subject with domain and account"],
+)
+def test_the_delivery_count_is_read_from_the_ack_subject(reply: str, expected: int) -> None:
+    from chassis.bus import _num_delivered
+
+    msg = SimpleNamespace(reply=reply, metadata=SimpleNamespace(num_delivered=99))
+    assert _num_delivered(msg) == expected  # type: ignore[arg-type]
+
+
+def test_the_delivery_count_falls_back_to_the_metadata() -> None:
+    from chassis.bus import _num_delivered
+
+    msg = SimpleNamespace(reply="", metadata=SimpleNamespace(num_delivered=4))
+    assert _num_delivered(msg) == 4  # type: ignore[arg-type]
