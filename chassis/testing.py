@@ -85,6 +85,24 @@ async def wait_for(
         await asyncio.sleep(interval)
 
 
+def _log_tail(path: Path, lines: int) -> str:
+    if not path.exists():
+        return ""
+    return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+
+
+def _stop(proc: subprocess.Popen[bytes], timeout: float) -> int:
+    """SIGTERM, wait up to ``timeout`` s, then SIGKILL; the exit code."""
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+    return proc.returncode
+
+
 def wait_for_port(port: int, *, timeout: float, proc: subprocess.Popen[bytes] | None = None) -> None:
     """Block until something accepts TCP connections on 127.0.0.1:``port``."""
     deadline = time.monotonic() + timeout
@@ -136,13 +154,8 @@ class NatsServer:
         return self
 
     def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        if self.proc is not None:
+            _stop(self.proc, 10)
         self.proc = None
         if self._log is not None:
             self._log.close()
@@ -192,22 +205,13 @@ class ServiceProcess:
                 raise TimeoutError(f"{error}\n--- {self.log_path} ---\n{self.log_tail()}") from None
 
     def log_tail(self, lines: int = 40) -> str:
-        if not self.log_path.exists():
-            return ""
-        return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        return _log_tail(self.log_path, lines)
 
     def terminate(self, timeout: float = 20.0) -> int | None:
         """SIGTERM, wait for the graceful stop; SIGKILL if it does not come. Returns the exit code."""
         if self.proc is None:
             return None
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=timeout)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        code = self.proc.returncode
+        code = _stop(self.proc, timeout)
         self.proc = None
         return code
 
@@ -356,21 +360,12 @@ class EnvoyProcess:
             raise type(error)(f"{error}\n--- {self.log_path} ---\n{self.log_tail()}") from None
 
     def log_tail(self, lines: int = 40) -> str:
-        if not self.log_path.exists():
-            return ""
-        return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        return _log_tail(self.log_path, lines)
 
     def terminate(self, timeout: float = 10.0) -> int | None:
         """SIGTERM (Envoy exits at once), SIGKILL if it does not; returns the exit code."""
         if self.proc is None:
             return None
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=timeout)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        code = self.proc.returncode
+        code = _stop(self.proc, timeout)
         self.proc = None
         return code
