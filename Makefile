@@ -55,7 +55,7 @@ up: $(STAMP) ## Run the whole system here (nats-server, 3 services, Envoy on htt
 	@$(BIN)/python -m chassis.up
 
 bench: $(STAMP) ## Benchmark the saga end to end beside this machine's raw limits; one JSON document (BENCH_ARGS=...)
-	$(BIN)/python -m bench $(BENCH_ARGS)
+	@$(BIN)/python -m bench $(BENCH_ARGS)
 
 test: check ## Install what is missing, run every check and every test tier
 	pytest
