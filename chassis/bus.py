@@ -75,6 +75,23 @@ class Envelope:
         except DecodeError as error:
             raise PermanentError(f"undecodable {self.event_type}: {error}") from error
 
+    def decode_any(self, *classes: type[Message]) -> Message:
+        """Parse the payload as whichever of ``classes`` its event type names; any other type is permanent."""
+        for cls in classes:
+            if self.event_type == cls.DESCRIPTOR.full_name:
+                return self.decode(cls)
+        raise PermanentError(f"no handler for event type {self.event_type!r}")
+
+    def log_consumed(self, order_id: str) -> None:
+        """The INFO line that lets a reader follow one order through the services."""
+        log.info(
+            "event consumed",
+            event_type=self.event_type,
+            event_id=self.event_id,
+            order_id=order_id,
+            attempt=self.num_delivered,
+        )
+
 
 Handler = Callable[[Envelope], Awaitable[None]]
 

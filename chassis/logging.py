@@ -13,7 +13,7 @@ from typing import IO, Any, Literal
 
 import structlog
 
-__all__ = ["configure_logging", "get_logger"]
+__all__ = ["configure_logging", "flush_logs", "get_logger"]
 
 
 class _TickWriter:
@@ -82,6 +82,15 @@ class _LineLogger:
     log = debug = info = warn = warning = error = err = critical = exception = fatal = failure = msg
 
 
+_writer: _TickWriter | None = None
+
+
+def flush_logs() -> None:
+    """Write out log lines still waiting for the end of the loop iteration (before a hard exit)."""
+    if _writer is not None:
+        _writer.flush()
+
+
 def configure_logging(service: str, level: str = "INFO", fmt: Literal["json", "console"] = "json") -> None:
     """Route structlog (and stdlib logging) to stdout, tagged with the service name."""
     renderer: Any = (
@@ -94,7 +103,8 @@ def configure_logging(service: str, level: str = "INFO", fmt: Literal["json", "c
         event_dict.setdefault("service", service)
         return event_dict
 
-    writer = _TickWriter(sys.stdout)
+    global _writer
+    writer = _writer = _TickWriter(sys.stdout)
     structlog.configure(
         processors=[
             add_service,

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from chassis.bus import Bus, Consumer
-from chassis.logging import configure_logging, get_logger
+from chassis.logging import configure_logging, flush_logs, get_logger
 from chassis.mongo import connect as mongo_connect
 from chassis.outbox import OutboxRelay
 from chassis.server import GrpcServer, ServiceBinding
@@ -119,6 +119,7 @@ def run(name: str, settings: ServiceSettings, build: Callable[[Bus], Awaitable[C
         sys.exit(1)
     # Everything is closed and flushed by now; skip the interpreter's teardown, where gRPC's
     # C core can take seconds to stop its threads and would delay a restart or a rolling deploy.
+    flush_logs()
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(0)

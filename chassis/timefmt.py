@@ -6,8 +6,6 @@ from datetime import UTC, datetime
 
 __all__ = ["format_time", "parse_time"]
 
-_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
-
 
 def format_time(when: datetime) -> str:
     """``%Y-%m-%dT%H:%M:%S.%fZ`` (always six fraction digits), by the faster isoformat."""

@@ -11,14 +11,12 @@ from nats.aio.msg import Msg
 from payments.v1 import events_pb2 as payment_events
 
 from chassis.bus import Bus, Envelope, PermanentError
-from chassis.logging import get_logger
 from order_svc.domain import PaymentOutcome
 from order_svc.events import changed_subject
 from order_svc.usecases import OrderUseCases
 
 __all__ = ["PAYMENT_SUBJECTS", "NatsChangeFeed", "PaymentEventHandler"]
 
-log = get_logger(__name__)
 PAYMENT_SUBJECTS = ["payments.succeeded", "payments.failed"]
 
 
@@ -29,23 +27,15 @@ class PaymentEventHandler:
         self._usecases = usecases
 
     async def __call__(self, envelope: Envelope) -> None:
-        if envelope.event_type == payment_events.PaymentSuccessful.DESCRIPTOR.full_name:
-            ok = envelope.decode(payment_events.PaymentSuccessful)
-            outcome = PaymentOutcome(ok.order_id, ok.payment_id, succeeded=True)
-        elif envelope.event_type == payment_events.PaymentFailed.DESCRIPTOR.full_name:
-            failed = envelope.decode(payment_events.PaymentFailed)
-            outcome = PaymentOutcome(failed.order_id, failed.payment_id, False, failed.decline_reason)
+        event = envelope.decode_any(payment_events.PaymentSuccessful, payment_events.PaymentFailed)
+        if isinstance(event, payment_events.PaymentSuccessful):
+            outcome = PaymentOutcome(event.order_id, event.payment_id, succeeded=True)
         else:
-            raise PermanentError(f"order_svc does not handle event type {envelope.event_type!r}")
+            assert isinstance(event, payment_events.PaymentFailed)
+            outcome = PaymentOutcome(event.order_id, event.payment_id, False, event.decline_reason)
         if not outcome.order_id or not outcome.payment_id:
             raise PermanentError(f"{envelope.event_type} {envelope.event_id} lacks order_id or payment_id")
-        log.info(
-            "event consumed",
-            event_type=envelope.event_type,
-            event_id=envelope.event_id,
-            order_id=outcome.order_id,
-            attempt=envelope.num_delivered,
-        )
+        envelope.log_consumed(outcome.order_id)
         await self._usecases.apply_payment(outcome)
 
 

@@ -5,13 +5,11 @@ from __future__ import annotations
 from orders.v1 import events_pb2 as order_events
 
 from chassis.bus import Envelope, PermanentError
-from chassis.logging import get_logger
 from payment_svc.convert import charge_request_from_pb
 from payment_svc.usecases import PaymentUseCases
 
 __all__ = ["ORDER_CREATED_SUBJECT", "OrderCreatedHandler"]
 
-log = get_logger(__name__)
 ORDER_CREATED_SUBJECT = "orders.created"
 
 
@@ -25,11 +23,5 @@ class OrderCreatedHandler:
         event = envelope.decode(order_events.OrderCreated)
         if not event.order_id or not event.HasField("total"):
             raise PermanentError(f"OrderCreated {envelope.event_id} lacks order_id or total")
-        log.info(
-            "event consumed",
-            event_type=envelope.event_type,
-            event_id=envelope.event_id,
-            order_id=event.order_id,
-            attempt=envelope.num_delivered,
-        )
+        envelope.log_consumed(event.order_id)
         await self._usecases.charge(charge_request_from_pb(event))
