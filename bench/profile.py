@@ -9,7 +9,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from chassis.binaries import binary
+from devstack.binaries import binary
 
 __all__ = ["PySpy", "summarize"]
 

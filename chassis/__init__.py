@@ -1,1 +1,1 @@
-"""The microservice chassis: bus, gRPC server bootstrap, settings, logging, test fixtures."""
+"""The runtime chassis every service ships: bus, outbox, gRPC server bootstrap, settings, stores, logging."""

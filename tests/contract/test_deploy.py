@@ -12,10 +12,10 @@ import pytest
 import yaml
 from pydantic_settings import BaseSettings
 
-from chassis.binaries import binary
-from chassis.gateway import DESCRIPTOR, ENVOY_YAML, PAGE, GatewayConfig, render, write_config
-from chassis.testing import free_port
-from chassis.up import LAUNCHER_SETTINGS
+from devstack.binaries import binary
+from devstack.gateway import DESCRIPTOR, ENVOY_YAML, PAGE, GatewayConfig, render, write_config
+from devstack.stack import free_port
+from devstack.up import LAUNCHER_SETTINGS
 from notification_svc.config import NotificationSettings
 from order_svc.config import OrderSettings
 from payment_svc.config import PaymentSettings

@@ -9,8 +9,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from chassis.gateway import GatewayConfig, page_or_placeholder
-from chassis.testing import EnvoyProcess, Stack, free_port
+from devstack.gateway import GatewayConfig, page_or_placeholder
+from devstack.stack import EnvoyProcess, Stack, free_port
 
 # The mock payment takes this long, so a watcher sees CREATED before PAID and a cancel wins the race.
 PAYMENT_LATENCY_MS = 2000

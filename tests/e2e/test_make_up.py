@@ -14,8 +14,8 @@ from typing import Any
 
 import httpx
 
-from chassis.testing import free_port, wait_for
-from chassis.up import DEFAULT_PORTS
+from devstack.stack import free_port, wait_for
+from devstack.up import DEFAULT_PORTS
 
 ROOT = Path(__file__).resolve().parents[2]
 ORDER = {

@@ -14,7 +14,7 @@ from notifications.v1 import notifications_pb2
 from orders.v1 import orders_pb2
 from payments.v1 import payments_pb2
 
-from chassis.binaries import binary
+from devstack.binaries import binary
 from tests.e2e.conftest import System
 
 ROOT = Path(__file__).resolve().parents[2]

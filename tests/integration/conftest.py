@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from chassis.testing import Stack
-from tests.support import SagaClient, saga_client
+from devstack.saga import SagaClient, saga_client
+from devstack.stack import Stack
 
 
 @pytest.fixture(scope="module")

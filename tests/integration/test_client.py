@@ -16,8 +16,8 @@ from typing import Any
 import grpc
 import pytest
 
-from chassis.binaries import binary
-from chassis.testing import Stack, free_port
+from devstack.binaries import binary
+from devstack.stack import Stack, free_port
 from orders_client import (
     DeadlineExceeded,
     IdempotencyConflict,

@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 from aiosmtpd.controller import Controller
 
-from chassis.testing import Stack, free_port, wait_for
-from tests.support import saga_client
+from devstack.saga import saga_client
+from devstack.stack import Stack, free_port, wait_for
 
 
 class Inbox:

@@ -14,10 +14,10 @@ from orders.v1 import events_pb2 as order_events
 from orders.v1 import orders_pb2
 from payments.v1 import events_pb2 as payment_events
 
-from chassis.dlq import list_dead_letters, replay
 from chassis.ids import derived_id
-from chassis.testing import Stack, wait_for
-from tests.support import SagaClient, saga_client
+from devstack.dlq import list_dead_letters, replay
+from devstack.saga import SagaClient, saga_client
+from devstack.stack import Stack, wait_for
 
 
 @pytest.fixture

@@ -13,10 +13,10 @@ from grpc_status import rpc_status
 from orders.v1 import events_pb2 as order_events
 from orders.v1 import orders_pb2
 
-from chassis.dlq import list_dead_letters, replay
 from chassis.ids import derived_id
-from chassis.testing import Stack, wait_for
-from tests.support import SagaClient, order_request
+from devstack.dlq import list_dead_letters, replay
+from devstack.saga import SagaClient, order_request
+from devstack.stack import Stack, wait_for
 
 EXPECTED = {
     "pm_card_visa": orders_pb2.ORDER_STATE_PAID,

@@ -6,8 +6,8 @@ import socket
 from pathlib import Path
 
 from chassis import healthcheck
-from chassis.testing import free_port
-from chassis.up import DEFAULT_PORTS, Ports, load_dotenv, taken_ports
+from devstack.stack import free_port
+from devstack.up import DEFAULT_PORTS, Ports, load_dotenv, taken_ports
 
 
 def test_dotenv_reads_assignments_and_skips_the_rest(tmp_path: Path) -> None:

@@ -1,4 +1,4 @@
-"""Dead letters: list and replay the messages consumers gave up on (``python -m chassis.dlq``)."""
+"""Dead letters: list and replay the messages consumers gave up on (``python -m devstack.dlq``)."""
 
 from __future__ import annotations
 
@@ -101,7 +101,7 @@ async def _main(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m chassis.dlq", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m devstack.dlq", description=__doc__)
     parser.add_argument("--nats-url", default="nats://127.0.0.1:4222")
     sub = parser.add_subparsers(dest="command", required=True)
     listing = sub.add_parser("list", help="show the dead letters")

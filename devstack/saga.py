@@ -12,7 +12,7 @@ from notifications.v1 import notifications_pb2, notifications_pb2_grpc
 from orders.v1 import orders_pb2, orders_pb2_grpc
 from payments.v1 import payments_pb2, payments_pb2_grpc
 
-from chassis.testing import Stack, wait_for
+from devstack.stack import Stack, wait_for
 
 __all__ = ["SagaClient", "order_request", "saga_client"]
 

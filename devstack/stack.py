@@ -18,8 +18,8 @@ from typing import IO, Any, TypeVar
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from chassis.binaries import binary
-from chassis.gateway import GatewayConfig, envoy_command, write_config
+from devstack.binaries import binary
+from devstack.gateway import GatewayConfig, envoy_command, write_config
 
 __all__ = [
     "SERVICES",
@@ -308,7 +308,7 @@ class Stack:
 
 
 class EnvoyProcess:
-    """Envoy on envoy.yaml rendered for ``config`` (see chassis.gateway), its log in ``workdir``."""
+    """Envoy on envoy.yaml rendered for ``config`` (see devstack.gateway), its log in ``workdir``."""
 
     def __init__(self, config: GatewayConfig, workdir: Path, log_level: str = "warning") -> None:
         self.config = config

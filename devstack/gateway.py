@@ -13,7 +13,7 @@ from typing import Any
 
 import yaml
 
-from chassis.binaries import binary
+from devstack.binaries import binary
 
 __all__ = [
     "DESCRIPTOR",
@@ -147,8 +147,8 @@ def _hostport(value: str) -> tuple[str, int]:
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    """``python -m chassis.gateway``: render envoy.yaml for other addresses; with ``--exec``, run Envoy on it."""
-    parser = argparse.ArgumentParser(prog="python -m chassis.gateway", description=main.__doc__)
+    """``python -m devstack.gateway``: render envoy.yaml for other addresses; with ``--exec``, run Envoy on it."""
+    parser = argparse.ArgumentParser(prog="python -m devstack.gateway", description=main.__doc__)
     parser.add_argument("--listen", default="127.0.0.1:8080", help="host:port of the gateway")
     parser.add_argument("--admin", default="127.0.0.1:9901", help="host:port of Envoy's admin interface")
     parser.add_argument("--upstream", default="127.0.0.1:50051", help="host:port of order_svc")

@@ -21,8 +21,8 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
-from chassis.gateway import GatewayConfig, page_or_placeholder
-from chassis.testing import SERVICES, EnvoyProcess, Stack
+from devstack.gateway import GatewayConfig, page_or_placeholder
+from devstack.stack import SERVICES, EnvoyProcess, Stack
 
 __all__ = ["DEFAULT_PORTS", "LAUNCHER_SETTINGS", "Ports", "load_dotenv", "main", "taken_ports"]
 
