@@ -27,7 +27,7 @@ def outbox_entries(events: Sequence[OutboxEvent]) -> list[Document]:
             "subject": e.subject,
             "event_type": e.event_type,
             "payload": e.payload,
-            "order_id": e.order_id,
+            "aggregate_id": e.aggregate_id,
         }
         for e in events
     ]
@@ -50,7 +50,7 @@ class MongoOutbox:
                         subject=entry["subject"],
                         event_type=entry["event_type"],
                         payload=bytes(entry["payload"]),
-                        order_id=entry.get("order_id", ""),
+                        aggregate_id=entry.get("aggregate_id", entry.get("order_id", "")),
                         ref=str(doc["_id"]),
                     )
                 )

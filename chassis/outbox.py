@@ -12,6 +12,7 @@ from google.protobuf.message import Message
 
 from chassis.bus import Bus
 from chassis.logging import get_logger
+from chassis.routing import subject_of
 
 __all__ = ["OutboxEvent", "OutboxRelay", "OutboxSource"]
 
@@ -22,25 +23,26 @@ log = get_logger(__name__)
 class OutboxEvent:
     """An event owed to the bus: serialized, with the id JetStream dedups on.
 
-    ``ref`` is the store's own handle on where the event waits (e.g. the owning document's id).
+    ``aggregate_id`` is the id of the entity the event is about (logged, so that one entity can be
+    followed); ``ref`` is the store's own handle on where the event waits (e.g. the owning document's id).
     """
 
     event_id: str
     subject: str
     event_type: str
     payload: bytes
-    order_id: str = ""
+    aggregate_id: str = ""
     ref: str = ""
 
     @classmethod
-    def of(cls, subject: str, message: Message, *, event_id: str, order_id: str = "") -> OutboxEvent:
-        """Wrap a protobuf event for the outbox."""
+    def of(cls, message: Message, *, event_id: str, aggregate_id: str = "") -> OutboxEvent:
+        """Wrap a protobuf event for the outbox, on the subject its contract declares."""
         return cls(
             event_id=event_id,
-            subject=subject,
+            subject=subject_of(message),
             event_type=message.DESCRIPTOR.full_name,
             payload=message.SerializeToString(deterministic=True),
-            order_id=order_id,
+            aggregate_id=aggregate_id,
         )
 
 
@@ -60,11 +62,21 @@ class OutboxRelay:
     """Publishes pending events, then clears them; retries with backoff while NATS is away.
 
     Woken by ``notify()`` after each commit, and by a poll as a safety net. Several replicas
-    may relay the same event: JetStream drops the repeat by its ``Nats-Msg-Id``.
+    may relay the same event: JetStream drops the repeat by its ``Nats-Msg-Id``. Each published
+    event is logged with its aggregate id under ``aggregate_name`` (e.g. ``order_id``).
     """
 
-    def __init__(self, source: OutboxSource, bus: Bus, *, batch: int = 512, poll_interval: float = 1.0) -> None:
+    def __init__(
+        self,
+        source: OutboxSource,
+        bus: Bus,
+        *,
+        aggregate_name: str = "aggregate_id",
+        batch: int = 512,
+        poll_interval: float = 1.0,
+    ) -> None:
         self._source = source
+        self._aggregate_name = aggregate_name
         self._bus = bus
         self._batch = batch
         self._poll_interval = poll_interval
@@ -114,6 +126,6 @@ class OutboxRelay:
                 subject=e.subject,
                 event_type=e.event_type,
                 event_id=e.event_id,
-                order_id=e.order_id,
+                **{self._aggregate_name: e.aggregate_id},
             )
         return len(events) < self._batch

@@ -12,7 +12,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
-from chassis.bus import Bus, Consumer
+from chassis.bus import Bus
+from chassis.consumer import Consumer
 from chassis.logging import configure_logging, flush_logs, get_logger
 from chassis.mongo import connect as mongo_connect
 from chassis.outbox import OutboxRelay

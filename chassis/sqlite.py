@@ -32,9 +32,16 @@ CREATE TABLE IF NOT EXISTS outbox (
     subject TEXT NOT NULL,
     event_type TEXT NOT NULL,
     payload BLOB NOT NULL,
-    order_id TEXT NOT NULL DEFAULT ''
+    aggregate_id TEXT NOT NULL DEFAULT ''
 )
 """
+
+
+def _migrate_outbox(conn: sqlite3.Connection) -> None:
+    """Databases written before the outbox was domain-neutral name its aggregate column ``order_id``."""
+    columns = {row[1] for row in conn.execute("PRAGMA table_info(outbox)")}
+    if "order_id" in columns and "aggregate_id" not in columns:
+        conn.execute("ALTER TABLE outbox RENAME COLUMN order_id TO aggregate_id")
 
 
 class _Call:
@@ -109,6 +116,7 @@ class SqliteDb:
         conn.execute("PRAGMA synchronous=NORMAL")
         conn.execute("PRAGMA busy_timeout=5000")
         conn.executescript(self._schema + _OUTBOX_DDL)
+        _migrate_outbox(conn)
         self._conn = conn
 
     async def run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
@@ -222,8 +230,8 @@ class SqliteDb:
 def add_to_outbox(conn: sqlite3.Connection, events: Sequence[OutboxEvent]) -> None:
     """Insert events inside the caller's transaction."""
     conn.executemany(
-        "INSERT OR IGNORE INTO outbox (event_id, subject, event_type, payload, order_id) VALUES (?, ?, ?, ?, ?)",
-        [(e.event_id, e.subject, e.event_type, e.payload, e.order_id) for e in events],
+        "INSERT OR IGNORE INTO outbox (event_id, subject, event_type, payload, aggregate_id) VALUES (?, ?, ?, ?, ?)",
+        [(e.event_id, e.subject, e.event_type, e.payload, e.aggregate_id) for e in events],
     )
 
 
@@ -236,7 +244,7 @@ class SqliteOutbox:
     async def pending_events(self, limit: int) -> Sequence[OutboxEvent]:
         rows = await self._db.run(
             lambda c: c.execute(
-                "SELECT event_id, subject, event_type, payload, order_id FROM outbox ORDER BY seq LIMIT ?",
+                "SELECT event_id, subject, event_type, payload, aggregate_id FROM outbox ORDER BY seq LIMIT ?",
                 (limit,),
             ).fetchall()
         )

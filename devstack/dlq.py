@@ -13,7 +13,7 @@ from nats.js.errors import NotFoundError
 from rich.console import Console
 from rich.table import Table
 
-from chassis.bus import DEAD_LETTER_STREAM, EVENT_ID_HEADER, MSG_ID_HEADER
+from chassis.delivery import DEAD_LETTER_STREAM, EVENT_ID_HEADER, MSG_ID_HEADER
 
 __all__ = ["DeadLetter", "list_dead_letters", "main", "replay"]
 

@@ -10,7 +10,7 @@ from chassis.bus import Bus
 from chassis.server import ServiceBinding
 from chassis.service import Components, choose_store, run
 from notification_svc.config import NotificationSettings
-from notification_svc.consumers import PAYMENT_SUBJECTS, PaymentEventHandler
+from notification_svc.consumers import payment_events_handler
 from notification_svc.grpc_api import NotificationApi
 from notification_svc.mailer import SmtpMailer
 from notification_svc.store import MongoNotificationStore, NotificationStore, SqliteNotificationStore
@@ -33,12 +33,10 @@ def builder(settings: NotificationSettings) -> Callable[[Bus], Awaitable[Compone
         )
         usecases = NotificationUseCases(store, mailer)
         consumer = bus.consumer(
-            stream="PAYMENTS",
             durable="notification-svc-payments",
-            subjects=PAYMENT_SUBJECTS,
-            handler=PaymentEventHandler(usecases),
+            handler=payment_events_handler(usecases),
             max_deliver=settings.max_deliver,
-            batch=settings.fetch_batch,
+            max_in_flight=settings.fetch_batch,
         )
         service = notifications_pb2.DESCRIPTOR.services_by_name["NotificationService"].full_name
         return Components(

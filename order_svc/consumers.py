@@ -10,33 +10,31 @@ from contextlib import asynccontextmanager
 from nats.aio.msg import Msg
 from payments.v1 import events_pb2 as payment_events
 
-from chassis.bus import Bus, Envelope, PermanentError
+from chassis.bus import Bus
+from chassis.delivery import Dispatch, Envelope, PermanentError
 from order_svc.domain import PaymentOutcome
 from order_svc.events import changed_subject
 from order_svc.usecases import OrderUseCases
 
-__all__ = ["PAYMENT_SUBJECTS", "NatsChangeFeed", "PaymentEventHandler"]
-
-PAYMENT_SUBJECTS = ["payments.succeeded", "payments.failed"]
+__all__ = ["NatsChangeFeed", "payment_events_handler"]
 
 
-class PaymentEventHandler:
+def payment_events_handler(usecases: OrderUseCases) -> Dispatch:
     """Applies PaymentSuccessful / PaymentFailed to the order they settle."""
 
-    def __init__(self, usecases: OrderUseCases) -> None:
-        self._usecases = usecases
-
-    async def __call__(self, envelope: Envelope) -> None:
-        event = envelope.decode_any(payment_events.PaymentSuccessful, payment_events.PaymentFailed)
-        if isinstance(event, payment_events.PaymentSuccessful):
-            outcome = PaymentOutcome(event.order_id, event.payment_id, succeeded=True)
-        else:
-            assert isinstance(event, payment_events.PaymentFailed)
-            outcome = PaymentOutcome(event.order_id, event.payment_id, False, event.decline_reason)
+    async def apply(outcome: PaymentOutcome, envelope: Envelope) -> None:
         if not outcome.order_id or not outcome.payment_id:
             raise PermanentError(f"{envelope.event_type} {envelope.event_id} lacks order_id or payment_id")
-        envelope.log_consumed(outcome.order_id)
-        await self._usecases.apply_payment(outcome)
+        envelope.log_consumed(order_id=outcome.order_id)
+        await usecases.apply_payment(outcome)
+
+    async def succeeded(event: payment_events.PaymentSuccessful, envelope: Envelope) -> None:
+        await apply(PaymentOutcome(event.order_id, event.payment_id, succeeded=True), envelope)
+
+    async def failed(event: payment_events.PaymentFailed, envelope: Envelope) -> None:
+        await apply(PaymentOutcome(event.order_id, event.payment_id, False, event.decline_reason), envelope)
+
+    return Dispatch().on(payment_events.PaymentSuccessful, succeeded).on(payment_events.PaymentFailed, failed)
 
 
 class _EventSignal:

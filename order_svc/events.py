@@ -7,18 +7,16 @@ from orders.v1 import events_pb2, orders_pb2
 from chassis.convert import money_to_pb, timestamp
 from chassis.ids import derived_id
 from chassis.outbox import OutboxEvent
+from chassis.routing import subject_of
 from order_svc.convert import state_to_pb
 from order_svc.domain import Order
 
-__all__ = ["ORDER_CREATED_SUBJECT", "REFUND_REQUESTED_SUBJECT", "changed_subject", "events_for"]
-
-ORDER_CREATED_SUBJECT = "orders.created"
-REFUND_REQUESTED_SUBJECT = "orders.refund_requested"
+__all__ = ["changed_subject", "events_for"]
 
 
 def changed_subject(order_id: str) -> str:
     """Where the changes of one order are published (WatchOrder follows it)."""
-    return f"orders.changed.{order_id}"
+    return subject_of(events_pb2.OrderStateChanged(order_id=order_id))
 
 
 def _order_created(order: Order) -> OutboxEvent:
@@ -35,7 +33,7 @@ def _order_created(order: Order) -> OutboxEvent:
             for i in order.line_items
         ],
     )
-    return OutboxEvent.of(ORDER_CREATED_SUBJECT, event, event_id=event_id, order_id=order.order_id)
+    return OutboxEvent.of(event, event_id=event_id, aggregate_id=order.order_id)
 
 
 def _order_changed(order: Order) -> OutboxEvent:
@@ -50,7 +48,7 @@ def _order_changed(order: Order) -> OutboxEvent:
         cancel_reason=order.cancel_reason,
         payment_id=order.payment_id,
     )
-    return OutboxEvent.of(changed_subject(order.order_id), event, event_id=event_id, order_id=order.order_id)
+    return OutboxEvent.of(event, event_id=event_id, aggregate_id=order.order_id)
 
 
 def _refund_requested(order: Order) -> OutboxEvent:
@@ -64,7 +62,7 @@ def _refund_requested(order: Order) -> OutboxEvent:
         amount=money_to_pb(order.total),
         reason="the payment succeeded after the customer had cancelled the order",
     )
-    return OutboxEvent.of(REFUND_REQUESTED_SUBJECT, event, event_id=event_id, order_id=order.order_id)
+    return OutboxEvent.of(event, event_id=event_id, aggregate_id=order.order_id)
 
 
 def events_for(order: Order, before: Order | None = None) -> list[OutboxEvent]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 
+from orders.v1 import events_pb2 as order_events
 from orders.v1 import orders_pb2, orders_pb2_grpc
 
 from chassis.bus import Bus
@@ -11,7 +12,7 @@ from chassis.outbox import OutboxRelay
 from chassis.server import ServiceBinding
 from chassis.service import Components, choose_store, run
 from order_svc.config import OrderSettings
-from order_svc.consumers import PAYMENT_SUBJECTS, NatsChangeFeed, PaymentEventHandler
+from order_svc.consumers import NatsChangeFeed, payment_events_handler
 from order_svc.grpc_api import OrderApi
 from order_svc.store import MongoOrderStore, OrderStore, SqliteOrderStore
 from order_svc.usecases import OrderUseCases
@@ -26,15 +27,14 @@ def builder(settings: OrderSettings) -> Callable[[Bus], Awaitable[Components]]:
         store: OrderStore
         store, closers = choose_store(settings, NAME, sqlite=SqliteOrderStore, mongo=MongoOrderStore)
         await store.open()
-        relay = OutboxRelay(store.outbox, bus)
+        relay = OutboxRelay(store.outbox, bus, aggregate_name="order_id")
+        bus.declare(order_events.OrderCreated)
         usecases = OrderUseCases(store, NatsChangeFeed(bus), on_commit=relay.notify)
         consumer = bus.consumer(
-            stream="PAYMENTS",
             durable="order-svc-payments",
-            subjects=PAYMENT_SUBJECTS,
-            handler=PaymentEventHandler(usecases),
+            handler=payment_events_handler(usecases),
             max_deliver=settings.max_deliver,
-            batch=settings.fetch_batch,
+            max_in_flight=settings.fetch_batch,
         )
         service = orders_pb2.DESCRIPTOR.services_by_name["OrderService"].full_name
         return Components(

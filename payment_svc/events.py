@@ -9,10 +9,7 @@ from chassis.ids import derived_id
 from chassis.outbox import OutboxEvent
 from payment_svc.domain import Payment, PaymentStatus
 
-__all__ = ["PAYMENT_FAILED_SUBJECT", "PAYMENT_SUCCEEDED_SUBJECT", "outcome_event"]
-
-PAYMENT_SUCCEEDED_SUBJECT = "payments.succeeded"
-PAYMENT_FAILED_SUBJECT = "payments.failed"
+__all__ = ["outcome_event"]
 
 
 def outcome_event(payment: Payment) -> OutboxEvent:
@@ -27,13 +24,8 @@ def outcome_event(payment: Payment) -> OutboxEvent:
         "amount": money_to_pb(payment.amount),
     }
     if payment.status is PaymentStatus.SUCCEEDED:
-        return OutboxEvent.of(
-            PAYMENT_SUCCEEDED_SUBJECT,
-            events_pb2.PaymentSuccessful(**common),
-            event_id=event_id,
-            order_id=payment.order_id,
-        )
+        return OutboxEvent.of(events_pb2.PaymentSuccessful(**common), event_id=event_id, aggregate_id=payment.order_id)
     failed = events_pb2.PaymentFailed(
         **common, decline_code=payment.decline_code, decline_reason=payment.decline_reason
     )
-    return OutboxEvent.of(PAYMENT_FAILED_SUBJECT, failed, event_id=event_id, order_id=payment.order_id)
+    return OutboxEvent.of(failed, event_id=event_id, aggregate_id=payment.order_id)

@@ -39,7 +39,7 @@ DESCRIPTOR_ROOTS = (
     "google/rpc/status.proto",
     "google/rpc/error_details.proto",
 )
-PACKAGES = ("orders", "payments", "notifications")
+PACKAGES = ("messaging", "orders", "payments", "notifications")
 _GENERATED_SUFFIXES = (".py", ".pyi", "py.typed")
 
 

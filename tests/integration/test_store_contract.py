@@ -151,7 +151,7 @@ async def test_outbox_lists_pending_events_and_forgets_published_ones(orders: Or
     assert sorted(e.event_id for e in pending) == ["e-1", "e-2", "e-3"]
     by_id = {e.event_id: e for e in pending}
     assert by_id["e-1"].payload == b"\x01\x02e-1"
-    assert (by_id["e-3"].subject, by_id["e-3"].event_type, by_id["e-3"].order_id) == (
+    assert (by_id["e-3"].subject, by_id["e-3"].event_type, by_id["e-3"].aggregate_id) == (
         "orders.created",
         "orders.v1.OrderCreated",
         "o-2",

@@ -25,19 +25,27 @@ _sym_db = _symbol_database.Default()
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 from google.type import money_pb2 as google_dot_type_dot_money__pb2
 from orders.v1 import orders_pb2 as orders_dot_v1_dot_orders__pb2
+from messaging.v1 import routing_pb2 as messaging_dot_v1_dot_routing__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16orders/v1/events.proto\x12\torders.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x17google/type/money.proto\x1a\x16orders/v1/orders.proto\"\xdb\x01\n\x0cOrderCreated\x12\x10\n\x08\x65vent_id\x18\x01 \x01(\t\x12.\n\noccur_time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x10\n\x08order_id\x18\x03 \x01(\t\x12\x13\n\x0b\x63ustomer_id\x18\x04 \x01(\t\x12!\n\x05total\x18\x05 \x01(\x0b\x32\x12.google.type.Money\x12\x16\n\x0epayment_method\x18\x06 \x01(\t\x12\'\n\nline_items\x18\x07 \x03(\x0b\x32\x13.orders.v1.LineItem\"\xde\x01\n\x11OrderStateChanged\x12\x10\n\x08\x65vent_id\x18\x01 \x01(\t\x12.\n\noccur_time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x10\n\x08order_id\x18\x03 \x01(\t\x12\x13\n\x0b\x63ustomer_id\x18\x04 \x01(\t\x12$\n\x05state\x18\x05 \x01(\x0e\x32\x15.orders.v1.OrderState\x12\x0f\n\x07version\x18\x06 \x01(\x03\x12\x15\n\rcancel_reason\x18\x07 \x01(\t\x12\x12\n\npayment_id\x18\x08 \x01(\t\"\xc2\x01\n\x0fRefundRequested\x12\x10\n\x08\x65vent_id\x18\x01 \x01(\t\x12.\n\noccur_time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x10\n\x08order_id\x18\x03 \x01(\t\x12\x13\n\x0b\x63ustomer_id\x18\x04 \x01(\t\x12\x12\n\npayment_id\x18\x05 \x01(\t\x12\"\n\x06\x61mount\x18\x06 \x01(\x0b\x32\x12.google.type.Money\x12\x0e\n\x06reason\x18\x07 \x01(\tb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16orders/v1/events.proto\x12\torders.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x17google/type/money.proto\x1a\x16orders/v1/orders.proto\x1a\x1amessaging/v1/routing.proto\"\xef\x01\n\x0cOrderCreated\x12\x10\n\x08\x65vent_id\x18\x01 \x01(\t\x12.\n\noccur_time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x10\n\x08order_id\x18\x03 \x01(\t\x12\x13\n\x0b\x63ustomer_id\x18\x04 \x01(\t\x12!\n\x05total\x18\x05 \x01(\x0b\x32\x12.google.type.Money\x12\x16\n\x0epayment_method\x18\x06 \x01(\t\x12\'\n\nline_items\x18\x07 \x03(\x0b\x32\x13.orders.v1.LineItem:\x12\xca\xf3\x18\x0eorders.created\"\xfd\x01\n\x11OrderStateChanged\x12\x10\n\x08\x65vent_id\x18\x01 \x01(\t\x12.\n\noccur_time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x10\n\x08order_id\x18\x03 \x01(\t\x12\x13\n\x0b\x63ustomer_id\x18\x04 \x01(\t\x12$\n\x05state\x18\x05 \x01(\x0e\x32\x15.orders.v1.OrderState\x12\x0f\n\x07version\x18\x06 \x01(\x03\x12\x15\n\rcancel_reason\x18\x07 \x01(\t\x12\x12\n\npayment_id\x18\x08 \x01(\t:\x1d\xca\xf3\x18\x19orders.changed.{order_id}\"\xdf\x01\n\x0fRefundRequested\x12\x10\n\x08\x65vent_id\x18\x01 \x01(\t\x12.\n\noccur_time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x10\n\x08order_id\x18\x03 \x01(\t\x12\x13\n\x0b\x63ustomer_id\x18\x04 \x01(\t\x12\x12\n\npayment_id\x18\x05 \x01(\t\x12\"\n\x06\x61mount\x18\x06 \x01(\x0b\x32\x12.google.type.Money\x12\x0e\n\x06reason\x18\x07 \x01(\t:\x1b\xca\xf3\x18\x17orders.refund_requestedB\x16\xca\xf3\x18\x12\n\x06ORDERS\x12\x08orders.>b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'orders.v1.events_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
-  DESCRIPTOR._loaded_options = None
-  _globals['_ORDERCREATED']._serialized_start=120
-  _globals['_ORDERCREATED']._serialized_end=339
-  _globals['_ORDERSTATECHANGED']._serialized_start=342
-  _globals['_ORDERSTATECHANGED']._serialized_end=564
-  _globals['_REFUNDREQUESTED']._serialized_start=567
-  _globals['_REFUNDREQUESTED']._serialized_end=761
+  _globals['DESCRIPTOR']._loaded_options = None
+  _globals['DESCRIPTOR']._serialized_options = b'\312\363\030\022\n\006ORDERS\022\010orders.>'
+  _globals['_ORDERCREATED']._loaded_options = None
+  _globals['_ORDERCREATED']._serialized_options = b'\312\363\030\016orders.created'
+  _globals['_ORDERSTATECHANGED']._loaded_options = None
+  _globals['_ORDERSTATECHANGED']._serialized_options = b'\312\363\030\031orders.changed.{order_id}'
+  _globals['_REFUNDREQUESTED']._loaded_options = None
+  _globals['_REFUNDREQUESTED']._serialized_options = b'\312\363\030\027orders.refund_requested'
+  _globals['_ORDERCREATED']._serialized_start=148
+  _globals['_ORDERCREATED']._serialized_end=387
+  _globals['_ORDERSTATECHANGED']._serialized_start=390
+  _globals['_ORDERSTATECHANGED']._serialized_end=643
+  _globals['_REFUNDREQUESTED']._serialized_start=646
+  _globals['_REFUNDREQUESTED']._serialized_end=869
 # @@protoc_insertion_point(module_scope)

@@ -1,4 +1,4 @@
-"""The consumer policy: ack after success, nak with backoff on failure, dead-letter poison and exhausted messages."""
+"""The delivery policy: ack after success, nak with backoff on failure, dead-letter poison and exhausted messages."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from orders.v1 import events_pb2
 
-from chassis.bus import Consumer, Envelope, PermanentError
+from chassis.delivery import Delivery, Envelope, PermanentError, num_delivered
 
 
 @dataclass
@@ -44,10 +44,9 @@ class FakeJetStream:
         self.published.append((subject, data, headers))
 
 
-def consumer(handler: Any, max_deliver: int = 3) -> tuple[Consumer, FakeJetStream]:
+def consumer(handler: Any, max_deliver: int = 3) -> tuple[Delivery, FakeJetStream]:
     js = FakeJetStream()
-    bus = SimpleNamespace(js=js)
-    return Consumer(bus, "ORDERS", "payment-svc-orders", ["orders.created"], handler, max_deliver, 10), js  # type: ignore[arg-type]
+    return Delivery(lambda: js, "ORDERS", "payment-svc-orders", handler, max_deliver), js
 
 
 VALID = events_pb2.OrderCreated(order_id="o-1").SerializeToString()
@@ -61,7 +60,7 @@ async def test_a_handled_message_is_acked_and_the_handler_sees_the_decoded_event
 
     c, js = consumer(handler)
     msg = FakeMsg(VALID)
-    await c._handle(msg)  # type: ignore[arg-type]
+    await c.handle(msg)  # type: ignore[arg-type]
     assert (seen, msg.outcome, js.published) == (["o-1"], [("ack", None)], [])
 
 
@@ -72,7 +71,7 @@ async def test_a_transient_failure_is_nakked_with_growing_backoff(attempt: int, 
 
     c, js = consumer(handler, max_deliver=3)
     msg = FakeMsg(VALID, num_delivered=attempt)
-    await c._handle(msg)  # type: ignore[arg-type]
+    await c.handle(msg)  # type: ignore[arg-type]
     assert msg.outcome == [("nak", pytest.approx(delay))]
     assert js.published == []
 
@@ -83,7 +82,7 @@ async def test_the_last_allowed_attempt_is_dead_lettered_with_its_reason_not_dro
 
     c, js = consumer(handler, max_deliver=3)
     msg = FakeMsg(VALID, num_delivered=3)
-    await c._handle(msg)  # type: ignore[arg-type]
+    await c.handle(msg)  # type: ignore[arg-type]
     assert msg.outcome == [("term", None)]
     ((subject, data, headers),) = js.published
     assert (subject, data) == ("dlq.payment-svc-orders", VALID)
@@ -99,7 +98,7 @@ async def test_an_undecodable_message_is_dead_lettered_at_once() -> None:
 
     c, js = consumer(handler)
     msg = FakeMsg(b"\xff\xff garbage")
-    await c._handle(msg)  # type: ignore[arg-type]
+    await c.handle(msg)  # type: ignore[arg-type]
     assert msg.outcome == [("term", None)]
     assert "undecodable" in js.published[0][2]["Dlq-Reason"]
 
@@ -121,7 +120,7 @@ async def test_a_message_that_cannot_be_parked_is_nakked_for_later_instead_of_lo
 
     js.publish = broken_publish  # type: ignore[method-assign]
     msg = FakeMsg(VALID)
-    await c._handle(msg)  # type: ignore[arg-type]
+    await c.handle(msg)  # type: ignore[arg-type]
     assert msg.outcome == [("nak", 1.0)]
 
 
@@ -134,14 +133,10 @@ async def test_a_message_that_cannot_be_parked_is_nakked_for_later_instead_of_lo
     ids=["v1 ack subject", "v2 ack subject with domain and account"],
 )
 def test_the_delivery_count_is_read_from_the_ack_subject(reply: str, expected: int) -> None:
-    from chassis.bus import _num_delivered
-
     msg = SimpleNamespace(reply=reply, metadata=SimpleNamespace(num_delivered=99))
-    assert _num_delivered(msg) == expected  # type: ignore[arg-type]
+    assert num_delivered(msg) == expected  # type: ignore[arg-type]
 
 
 def test_the_delivery_count_falls_back_to_the_metadata() -> None:
-    from chassis.bus import _num_delivered
-
     msg = SimpleNamespace(reply="", metadata=SimpleNamespace(num_delivered=4))
-    assert _num_delivered(msg) == 4  # type: ignore[arg-type]
+    assert num_delivered(msg) == 4  # type: ignore[arg-type]
