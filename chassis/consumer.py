@@ -78,7 +78,7 @@ class Consumer:
         return len(self._running) + len(self._waiting)
 
     async def _ensure_consumer(self) -> None:
-        """Create the durable consumer unless it exists (its config is then left as it is)."""
+        """Create the durable consumer, or update its subjects when the contracts added an event to it."""
         config = api.ConsumerConfig(
             name=self._durable,
             durable_name=self._durable,
@@ -90,8 +90,13 @@ class Consumer:
             filter_subject=self._subjects[0] if len(self._subjects) == 1 else None,
         )
         try:
-            await self._bus.js.consumer_info(self._stream, self._durable)
+            info = await self._bus.js.consumer_info(self._stream, self._durable)
         except nats.js.errors.NotFoundError:
+            await self._bus.js.add_consumer(self._stream, config)
+            return
+        current = info.config.filter_subjects or ([info.config.filter_subject] if info.config.filter_subject else [])
+        if sorted(current) != sorted(self._subjects):
+            log.info("updating consumer subjects", durable=self._durable, before=current, after=self._subjects)
             await self._bus.js.add_consumer(self._stream, config)
 
     async def _pause(self, seconds: float) -> None:

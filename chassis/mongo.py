@@ -2,21 +2,92 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from typing import Any
 
 from pymongo import AsyncMongoClient
+from pymongo.errors import ConnectionFailure, PyMongoError
 
 from chassis.outbox import OutboxEvent
 
-__all__ = ["MongoOutbox", "connect", "keyset_page", "outbox_entries"]
+__all__ = [
+    "MongoOutbox",
+    "MongoUnavailable",
+    "check_reachable",
+    "connect",
+    "keyset_page",
+    "outbox_entries",
+    "redact_uri",
+]
 
 Document = dict[str, Any]
 
 
-def connect(uri: str, app_name: str) -> AsyncMongoClient[Document]:
-    """A client; it connects lazily on first use (nothing connects at import or construction)."""
-    return AsyncMongoClient(uri, appname=app_name, tz_aware=True, serverSelectionTimeoutMS=10_000)
+def connect(uri: str, app_name: str, server_selection_timeout_ms: int = 5000) -> AsyncMongoClient[Document]:
+    """A client; it connects lazily on first use (nothing connects at import or construction).
+
+    An operation fails after ``server_selection_timeout_ms`` without a reachable server.
+    """
+    return AsyncMongoClient(uri, appname=app_name, tz_aware=True, serverSelectionTimeoutMS=server_selection_timeout_ms)
+
+
+class MongoUnavailable(Exception):
+    """MongoDB cannot be used; the message is one line that names the URI without its password."""
+
+
+def _split_userinfo(uri: str) -> tuple[str, str, str | None, str]:
+    """``(scheme://, user, password or None, @hosts...)``; no ``@``: ``("", "", None, uri)``.
+
+    The user info ends at the last ``@`` (hosts, database and usual options have none), so a
+    password with an unescaped ``@`` or ``:`` is still wholly in the password part.
+    """
+    scheme, sep, rest = uri.partition("://")
+    if not sep:
+        scheme, rest = "", uri
+    at = rest.rfind("@")
+    if at < 0:
+        return "", "", None, uri
+    user, colon, password = rest[:at].partition(":")
+    return scheme + sep, user, password if colon else None, rest[at:]
+
+
+def redact_uri(uri: str) -> str:
+    """The URI with its password (and an AWS session token in its options) replaced by ``***``."""
+    prefix, user, password, rest = _split_userinfo(uri)
+    shown = uri if password is None else f"{prefix}{user}:***{rest}"
+    return re.sub(r"(AWS_SESSION_TOKEN(?::|%3A))[^,&]*", r"\1***", shown, flags=re.IGNORECASE)
+
+
+def _short_reason(error: PyMongoError, uri: str) -> str:
+    """The first, useful part of a PyMongo error (no topology dump, no timeouts list, no password)."""
+    text = str(error).split(", Timeout: ", 1)[0]
+    text = re.sub(r" \(configured timeouts: [^)]*\)", "", text).strip()
+    reason = (text.splitlines()[0] if text else type(error).__name__).replace(uri, redact_uri(uri))
+    password = _split_userinfo(uri)[2]
+    return reason.replace(password, "***") if password and len(password) >= 4 else reason
+
+
+async def check_reachable(uri: str, app_name: str, server_selection_timeout_ms: int) -> None:
+    """Ping MongoDB once with a short-lived client; ``MongoUnavailable`` if it cannot be used.
+
+    Unreachable within ``server_selection_timeout_ms``: "cannot reach MongoDB at <uri> within N s:
+    <reason>"; reachable but refusing (bad URI, failed authentication): "cannot use MongoDB at ...".
+    """
+    shown = redact_uri(uri)
+    client: AsyncMongoClient[Document] | None = None
+    try:
+        client = connect(uri, app_name, server_selection_timeout_ms)
+        await client.admin.command("ping")
+    except ConnectionFailure as error:
+        seconds = server_selection_timeout_ms / 1000
+        reason = _short_reason(error, uri)
+        raise MongoUnavailable(f"cannot reach MongoDB at {shown} within {seconds:.1f} s: {reason}") from None
+    except PyMongoError as error:
+        raise MongoUnavailable(f"cannot use MongoDB at {shown}: {_short_reason(error, uri)}") from None
+    finally:
+        if client is not None:
+            await client.close()
 
 
 def outbox_entries(events: Sequence[OutboxEvent]) -> list[Document]:

@@ -15,6 +15,7 @@ from typing import Any, TypeVar
 from chassis.bus import Bus
 from chassis.consumer import Consumer
 from chassis.logging import configure_logging, flush_logs, get_logger
+from chassis.mongo import MongoUnavailable, check_reachable
 from chassis.mongo import connect as mongo_connect
 from chassis.outbox import OutboxRelay
 from chassis.server import GrpcServer, ServiceBinding
@@ -24,6 +25,7 @@ __all__ = ["Closer", "Components", "choose_store", "run", "serve"]
 
 log = get_logger(__name__)
 S = TypeVar("S")
+EX_UNAVAILABLE = 69  # sysexits.h: a service it needs (MongoDB) is unavailable
 Closer = Callable[[], Awaitable[None]]
 
 
@@ -32,7 +34,7 @@ def choose_store(
 ) -> tuple[S, list[Closer]]:
     """MongoDB when ``MONGODB_URI`` is set (the service's own database), else SQLite under ``DATA_DIR``."""
     if settings.mongodb_uri:
-        client = mongo_connect(settings.mongodb_uri, name)
+        client = mongo_connect(settings.mongodb_uri, name, settings.mongodb_server_selection_timeout_ms)
         log.info("store: mongodb", database=settings.mongodb_database)
         return mongo(client[settings.mongodb_database]), [client.close]
     log.info("store: sqlite", path=str(settings.sqlite_path))
@@ -62,7 +64,12 @@ async def serve(
     outbox holds their events); the bus connects in the background and consumers and
     relays start when it does. On stop: NOT_SERVING, no new RPCs or fetches, in-flight
     work finishes (nothing unfinished is acked), the outbox gets a last flush.
+
+    With ``MONGODB_URI`` set, MongoDB is pinged first: unreachable within
+    ``MONGODB_SERVER_SELECTION_TIMEOUT_MS``, it raises ``MongoUnavailable`` before anything starts.
     """
+    if settings.mongodb_uri:
+        await check_reachable(settings.mongodb_uri, name, settings.mongodb_server_selection_timeout_ms)
     bus = Bus(settings.nats_url, name)
     components = await build(bus)
     server = GrpcServer(settings.grpc_host, settings.grpc_port, components.grpc_services)
@@ -118,6 +125,10 @@ def run(name: str, settings: ServiceSettings, build: Callable[[Bus], Awaitable[C
     except OSError as error:  # e.g. the gRPC port is taken: say so plainly, no traceback
         log.error("cannot start", error=str(error))
         sys.exit(1)
+    except MongoUnavailable as error:  # one line naming the (redacted) URI, no traceback
+        log.error(str(error))
+        flush_logs()
+        sys.exit(EX_UNAVAILABLE)
     # Everything is closed and flushed by now; skip the interpreter's teardown, where gRPC's
     # C core can take seconds to stop its threads and would delay a restart or a rolling deploy.
     flush_logs()

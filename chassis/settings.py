@@ -14,8 +14,9 @@ __all__ = ["ServiceSettings"]
 class ServiceSettings(BaseSettings):
     """Settings common to every service.
 
-    Shared settings have fixed names (``NATS_URL``, ``MONGODB_URI``, ``DATA_DIR``,
-    ``LOG_LEVEL``, ``LOG_FORMAT``); a service's own settings carry its prefix, e.g.
+    Shared settings have fixed names (``NATS_URL``, ``MONGODB_URI``,
+    ``MONGODB_SERVER_SELECTION_TIMEOUT_MS``, ``DATA_DIR``, ``LOG_LEVEL``, ``LOG_FORMAT``);
+    a service's own settings carry its prefix, e.g.
     ``ORDER_SVC_GRPC_PORT``. A bad value stops the service at start.
     """
 
@@ -23,6 +24,12 @@ class ServiceSettings(BaseSettings):
 
     nats_url: str = Field("nats://127.0.0.1:4222", validation_alias="NATS_URL")
     mongodb_uri: str | None = Field(None, validation_alias="MONGODB_URI")
+    mongodb_server_selection_timeout_ms: int = Field(
+        5000,
+        gt=0,
+        validation_alias="MONGODB_SERVER_SELECTION_TIMEOUT_MS",
+        description="how long an operation, and the start, wait for a reachable MongoDB before failing",
+    )
     data_dir: Path = Field(Path("data"), validation_alias="DATA_DIR")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO", validation_alias="LOG_LEVEL")
     log_format: Literal["json", "console"] = Field("json", validation_alias="LOG_FORMAT")

@@ -9,13 +9,25 @@ import sys
 from dataclasses import asdict, dataclass
 
 import nats
+from nats.aio.client import Client as NatsClient
+from nats.errors import Error as NatsError
+from nats.errors import NoRespondersError
+from nats.errors import TimeoutError as NatsTimeoutError
 from nats.js.errors import NotFoundError
 from rich.console import Console
 from rich.table import Table
 
 from chassis.delivery import DEAD_LETTER_STREAM, EVENT_ID_HEADER, MSG_ID_HEADER
 
-__all__ = ["DeadLetter", "list_dead_letters", "main", "replay"]
+__all__ = ["EX_UNAVAILABLE", "DeadLetter", "NoDeadLetterStream", "list_dead_letters", "main", "replay"]
+
+EX_UNAVAILABLE = 69  # sysexits.h: a service this command needs (NATS) is unavailable
+NO_STREAM = f"no dead-letter stream {DEAD_LETTER_STREAM} yet: nothing was ever dead-lettered"
+EMPTY = f"no dead letters in {DEAD_LETTER_STREAM}"
+
+
+class NoDeadLetterStream(LookupError):
+    """The dead-letter stream does not exist: no consumer has parked a message on this NATS yet."""
 
 
 @dataclass(frozen=True)
@@ -33,18 +45,29 @@ class DeadLetter:
 
 
 async def list_dead_letters(js: nats.js.JetStreamContext) -> list[DeadLetter]:
-    """Every message in the dead-letter stream, oldest first."""
-    info = await js.stream_info(DEAD_LETTER_STREAM)
-    letters = []
-    for seq in range(info.state.first_seq, info.state.last_seq + 1):
-        try:
-            msg = await js.get_msg(DEAD_LETTER_STREAM, seq)
+    """Every message in the dead-letter stream, oldest first; none when it is empty.
+
+    Raises ``NoDeadLetterStream`` when the stream does not exist.
+    """
+    try:
+        info = await js.stream_info(DEAD_LETTER_STREAM)
+    except NotFoundError:
+        raise NoDeadLetterStream(NO_STREAM) from None
+    letters: list[DeadLetter] = []
+    if not info.state.messages:  # an empty stream reports first_seq 0, which is no message's sequence
+        return letters
+    seq = max(info.state.first_seq, 1)
+    while seq <= info.state.last_seq:
+        try:  # the first message at or after seq: replayed (deleted) ones leave gaps
+            msg = await js.get_msg(DEAD_LETTER_STREAM, seq, subject=">", next=True)
         except NotFoundError:
-            continue  # replayed (deleted) already
+            break  # none left (replayed meanwhile)
+        found = msg.seq or seq
+        seq = found + 1
         headers = {str(k): str(v) for k, v in (msg.headers or {}).items()}
         letters.append(
             DeadLetter(
-                sequence=seq,
+                sequence=found,
                 consumer=headers.get("Dlq-Consumer", ""),
                 subject=headers.get("Dlq-Original-Subject", ""),
                 event_type=headers.get("Event-Type", ""),
@@ -70,34 +93,88 @@ async def replay(js: nats.js.JetStreamContext, letter: DeadLetter) -> None:
     await js.delete_msg(DEAD_LETTER_STREAM, letter.sequence)
 
 
-async def _main(args: argparse.Namespace) -> int:
-    console = Console()
-    nc = await nats.connect(args.nats_url, connect_timeout=5, max_reconnect_attempts=1)
+def _say(message: str) -> None:
+    """One plain line on stderr (no rich wrapping: a long URL stays on one line)."""
+    print(message, file=sys.stderr, flush=True)
+
+
+async def _connect(url: str) -> NatsClient:
+    """A connection, after at most two quick attempts; raises ``ConnectionError`` with the last cause."""
+    errors: list[Exception] = []
+
+    async def keep_error(error: Exception) -> None:  # instead of nats-py's default: a logged traceback
+        errors.append(error)
+
     try:
-        js = nc.jetstream()
-        letters = await list_dead_letters(js)
-        if args.command == "list":
-            if args.json:
-                print(json.dumps([{**asdict(d), "data": d.data.hex()} for d in letters], indent=2))
-                return 0
-            table = Table(title=f"{len(letters)} dead letter(s) in {DEAD_LETTER_STREAM}")
-            for column in ("seq", "consumer", "subject", "event type", "event id", "reason"):
-                table.add_column(column)
-            for d in letters:
-                table.add_row(str(d.sequence), d.consumer, d.subject, d.event_type, d.event_id, d.reason)
-            console.print(table)
-            return 0
-        chosen = letters if args.all else [d for d in letters if d.sequence in set(args.sequences)]
-        missing = set(args.sequences) - {d.sequence for d in chosen}
-        if missing:
-            console.print(f"[red]no dead letter with sequence {sorted(missing)}[/red]")
-            return 1
-        for letter in chosen:
-            await replay(js, letter)
-            console.print(f"replayed #{letter.sequence} → {letter.subject} ({letter.event_type} {letter.event_id})")
-        return 0
+        return await nats.connect(
+            url,
+            connect_timeout=5,
+            max_reconnect_attempts=1,
+            reconnect_time_wait=0.5,
+            allow_reconnect=False,
+            error_cb=keep_error,
+        )
+    except (NatsError, OSError, TimeoutError, ValueError) as error:  # NoServersError is a NatsError
+        cause = errors[-1] if errors else error
+        raise ConnectionError(str(cause) or type(cause).__name__) from None
+
+
+async def _main(args: argparse.Namespace) -> int:
+    try:
+        nc = await _connect(args.nats_url)
+    except ConnectionError as error:
+        _say(f"cannot reach NATS at {args.nats_url}: {error}")
+        return EX_UNAVAILABLE
+    try:
+        return await _command(nc.jetstream(), args)
+    except NoRespondersError:
+        _say(f"NATS at {args.nats_url} has no JetStream (start nats-server with -js)")
+        return EX_UNAVAILABLE
+    except (NatsTimeoutError, TimeoutError):
+        _say(f"NATS at {args.nats_url} did not answer in time")
+        return EX_UNAVAILABLE
     finally:
         await nc.close()
+
+
+async def _command(js: nats.js.JetStreamContext, args: argparse.Namespace) -> int:
+    try:
+        letters = await list_dead_letters(js)
+    except NoDeadLetterStream:
+        letters, none_message = [], NO_STREAM
+    else:
+        none_message = EMPTY
+    if args.command == "list":
+        if args.json:
+            print(json.dumps([{**asdict(d), "data": d.data.hex()} for d in letters], indent=2))
+            if not letters:
+                _say(none_message)
+            return 0
+        if not letters:
+            print(none_message)
+            return 0
+        table = Table(title=f"{len(letters)} dead letter(s) in {DEAD_LETTER_STREAM}")
+        for column in ("seq", "consumer", "subject", "event type", "event id", "reason"):
+            table.add_column(column)
+        for d in letters:
+            table.add_row(str(d.sequence), d.consumer, d.subject, d.event_type, d.event_id, d.reason)
+        Console().print(table)
+        return 0
+    if args.all and not letters:
+        print(f"nothing to replay: {none_message}")
+        return 0
+    wanted = set(args.sequences)
+    chosen = letters if args.all else [d for d in letters if d.sequence in wanted]
+    missing = sorted(wanted - {d.sequence for d in chosen})
+    if missing:
+        numbers = ", ".join(f"#{n}" for n in missing)
+        hint = "`list` shows the ones there are" if letters else none_message
+        _say(f"no dead letter {numbers} in {DEAD_LETTER_STREAM}; {hint}")
+        return 1
+    for letter in chosen:
+        await replay(js, letter)
+        print(f"replayed #{letter.sequence} → {letter.subject} ({letter.event_type} {letter.event_id})")
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
