@@ -3,25 +3,33 @@
 from __future__ import annotations
 
 from notifications.v1 import notifications_pb2
-from payments.v1 import events_pb2 as payment_events
+from orders.v1 import events_pb2 as order_events
+from orders.v1 import orders_pb2
 
 from chassis.convert import money_from_pb, timestamp
-from notification_svc.domain import Notification, NotificationKind, PaymentResult
+from notification_svc.domain import Notification, NotificationKind, OrderOutcome
 
-__all__ = ["notification_to_pb", "result_from_failed", "result_from_successful"]
+__all__ = ["notification_to_pb", "outcome_from_pb"]
 
 _KINDS = {
     NotificationKind.ORDER_PAID: notifications_pb2.NOTIFICATION_KIND_ORDER_PAID,
     NotificationKind.PAYMENT_FAILED: notifications_pb2.NOTIFICATION_KIND_PAYMENT_FAILED,
+    NotificationKind.ORDER_CANCELLED: notifications_pb2.NOTIFICATION_KIND_ORDER_CANCELLED,
+    NotificationKind.ORDER_REFUNDED: notifications_pb2.NOTIFICATION_KIND_ORDER_REFUNDED,
 }
 
 
-def result_from_successful(event: payment_events.PaymentSuccessful) -> PaymentResult:
-    return PaymentResult(event.order_id, event.customer_id, True, money_from_pb(event.amount))
-
-
-def result_from_failed(event: payment_events.PaymentFailed) -> PaymentResult:
-    return PaymentResult(event.order_id, event.customer_id, False, money_from_pb(event.amount), event.decline_reason)
+def outcome_from_pb(event: order_events.OrderStateChanged) -> OrderOutcome:
+    return OrderOutcome(
+        order_id=event.order_id,
+        customer_id=event.customer_id,
+        total=money_from_pb(event.total),
+        paid=event.state == orders_pb2.ORDER_STATE_PAID,
+        cancelled=event.state == orders_pb2.ORDER_STATE_CANCELLED,
+        cancelled_by_customer=event.cancelled_by == orders_pb2.ACTOR_CUSTOMER,
+        cancel_reason=event.cancel_reason,
+        refunded=event.refund_state == orders_pb2.REFUND_STATE_REFUNDED,
+    )
 
 
 def notification_to_pb(notification: Notification) -> notifications_pb2.Notification:

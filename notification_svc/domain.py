@@ -9,7 +9,7 @@ from enum import StrEnum
 from chassis.ids import derived_id
 from chassis.money import Money
 
-__all__ = ["Notification", "NotificationKind", "PaymentResult", "notification_for"]
+__all__ = ["Notification", "NotificationKind", "OrderOutcome", "notifications_for"]
 
 
 class NotificationKind(StrEnum):
@@ -17,17 +17,22 @@ class NotificationKind(StrEnum):
 
     ORDER_PAID = "ORDER_PAID"
     PAYMENT_FAILED = "PAYMENT_FAILED"
+    ORDER_CANCELLED = "ORDER_CANCELLED"
+    ORDER_REFUNDED = "ORDER_REFUNDED"
 
 
 @dataclass(frozen=True)
-class PaymentResult:
-    """The outcome of an order's payment, as the payment events carry it."""
+class OrderOutcome:
+    """An order as its latest change shows it: what the customer may be told is only what this confirms."""
 
     order_id: str
     customer_id: str
-    succeeded: bool
-    amount: Money
-    decline_reason: str = ""
+    total: Money
+    paid: bool = False
+    cancelled: bool = False
+    cancelled_by_customer: bool = False
+    cancel_reason: str = ""
+    refunded: bool = False
 
 
 @dataclass(frozen=True)
@@ -43,21 +48,42 @@ class Notification:
     create_time: datetime
 
 
-def notification_for(result: PaymentResult, event_id: str, now: datetime) -> Notification:
-    """The notification an outcome deserves; its id derives from (order, kind), so a repeat is the same one."""
-    if result.succeeded:
-        kind = NotificationKind.ORDER_PAID
-        message = f"Your order {result.order_id} is paid: {result.amount}. Thank you!"
-    else:
-        kind = NotificationKind.PAYMENT_FAILED
-        reason = result.decline_reason or "the payment was declined"
-        message = f"Your order {result.order_id} was cancelled because the payment failed: {reason}"
-    return Notification(
-        notification_id=derived_id("notification", result.order_id, kind.value),
-        order_id=result.order_id,
-        customer_id=result.customer_id,
-        kind=kind,
-        message=message,
-        event_id=event_id,
-        create_time=now,
-    )
+def _message(kind: NotificationKind, outcome: OrderOutcome) -> str:
+    order = outcome.order_id
+    if kind is NotificationKind.ORDER_PAID:
+        return f"Your order {order} is paid: {outcome.total}. Thank you!"
+    if kind is NotificationKind.PAYMENT_FAILED:
+        reason = outcome.cancel_reason.removeprefix("payment failed: ") or "the payment was declined"
+        return f"Your order {order} was cancelled because the payment failed: {reason}"
+    if kind is NotificationKind.ORDER_CANCELLED:
+        return f"Your order {order} was cancelled: {outcome.cancel_reason or 'as you asked'}."
+    return f"Your order {order} was refunded: {outcome.total}."
+
+
+def notifications_for(outcome: OrderOutcome, event_id: str, now: datetime) -> list[Notification]:
+    """Every notification this state of the order confirms, each once per (order, kind) by its derived id.
+
+    Paid → "paid"; cancelled by the customer → "cancelled", then "refunded" once the refund is done;
+    cancelled by a failed payment → "payment failed". A cancelled order is never told it was paid.
+    """
+    kinds: list[NotificationKind] = []
+    if outcome.paid:
+        kinds.append(NotificationKind.ORDER_PAID)
+    elif outcome.cancelled:
+        kinds.append(
+            NotificationKind.ORDER_CANCELLED if outcome.cancelled_by_customer else NotificationKind.PAYMENT_FAILED
+        )
+        if outcome.refunded:
+            kinds.append(NotificationKind.ORDER_REFUNDED)
+    return [
+        Notification(
+            notification_id=derived_id("notification", outcome.order_id, kind.value),
+            order_id=outcome.order_id,
+            customer_id=outcome.customer_id,
+            kind=kind,
+            message=_message(kind, outcome),
+            event_id=event_id,
+            create_time=now,
+        )
+        for kind in kinds
+    ]

@@ -10,7 +10,7 @@ from chassis.bus import Bus
 from chassis.server import ServiceBinding
 from chassis.service import Components, choose_store, run
 from notification_svc.config import NotificationSettings
-from notification_svc.consumers import payment_events_handler
+from notification_svc.consumers import order_changes_handler
 from notification_svc.grpc_api import NotificationApi
 from notification_svc.mailer import SmtpMailer
 from notification_svc.store import MongoNotificationStore, NotificationStore, SqliteNotificationStore
@@ -33,8 +33,8 @@ def builder(settings: NotificationSettings) -> Callable[[Bus], Awaitable[Compone
         )
         usecases = NotificationUseCases(store, mailer)
         consumer = bus.consumer(
-            durable="notification-svc-payments",
-            handler=payment_events_handler(usecases),
+            durable="notification-svc-orders",
+            handler=order_changes_handler(usecases),
             max_deliver=settings.max_deliver,
             max_in_flight=settings.fetch_batch,
         )

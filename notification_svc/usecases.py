@@ -12,7 +12,7 @@ from chassis.ids import utc_now
 from chassis.logging import get_logger
 from chassis.paging import fetch_page
 from chassis.timefmt import format_time
-from notification_svc.domain import Notification, PaymentResult, notification_for
+from notification_svc.domain import Notification, OrderOutcome, notifications_for
 from notification_svc.store import NotificationStore
 
 __all__ = ["Mailer", "NotificationUseCases"]
@@ -40,21 +40,22 @@ class NotificationUseCases:
         self._clock = clock
         self._wake = asyncio.Event()
 
-    async def notify(self, result: PaymentResult, event_id: str) -> Notification:
-        """Record the notification of an outcome; a repeat of the same outcome records nothing."""
-        notification = notification_for(result, event_id, self._clock())
-        if await self._store.add(notification):
-            log.info(
-                "notification recorded",
-                order_id=notification.order_id,
-                customer_id=notification.customer_id,
-                kind=notification.kind.value,
-                message=notification.message,
-            )
+    async def notify(self, outcome: OrderOutcome, event_id: str) -> list[Notification]:
+        """Record the notifications an order's state confirms; one already recorded is not recorded again."""
+        recorded = []
+        for notification in notifications_for(outcome, event_id, self._clock()):
+            if await self._store.add(notification):
+                recorded.append(notification)
+                log.info(
+                    "notification recorded",
+                    order_id=notification.order_id,
+                    customer_id=notification.customer_id,
+                    kind=notification.kind.value,
+                    message=notification.message,
+                )
+        if recorded:
             self._wake.set()
-        else:
-            log.info("notification already recorded", order_id=notification.order_id, kind=notification.kind.value)
-        return notification
+        return recorded
 
     async def list(self, order_id: str, customer_id: str, size: int, token: str) -> tuple[list[Notification], str]:
         return await fetch_page(

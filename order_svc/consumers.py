@@ -11,8 +11,9 @@ from nats.aio.msg import Msg
 from payments.v1 import events_pb2 as payment_events
 
 from chassis.bus import Bus
+from chassis.convert import money_from_pb
 from chassis.delivery import Dispatch, Envelope, PermanentError
-from order_svc.domain import PaymentOutcome
+from order_svc.domain import PaymentOutcome, PaymentResult
 from order_svc.events import changed_subject
 from order_svc.usecases import OrderUseCases
 
@@ -20,7 +21,7 @@ __all__ = ["NatsChangeFeed", "payment_events_handler"]
 
 
 def payment_events_handler(usecases: OrderUseCases) -> Dispatch:
-    """Applies PaymentSuccessful / PaymentFailed to the order they settle."""
+    """Applies what the payment step reports (charged, declined, voided, refunded) to the order."""
 
     async def apply(outcome: PaymentOutcome, envelope: Envelope) -> None:
         if not outcome.order_id or not outcome.payment_id:
@@ -29,12 +30,28 @@ def payment_events_handler(usecases: OrderUseCases) -> Dispatch:
         await usecases.apply_payment(outcome)
 
     async def succeeded(event: payment_events.PaymentSuccessful, envelope: Envelope) -> None:
-        await apply(PaymentOutcome(event.order_id, event.payment_id, succeeded=True), envelope)
+        amount = money_from_pb(event.amount)
+        await apply(PaymentOutcome(event.order_id, event.payment_id, PaymentResult.SUCCEEDED, f"{amount}"), envelope)
 
     async def failed(event: payment_events.PaymentFailed, envelope: Envelope) -> None:
-        await apply(PaymentOutcome(event.order_id, event.payment_id, False, event.decline_reason), envelope)
+        outcome = PaymentOutcome(event.order_id, event.payment_id, PaymentResult.DECLINED, event.decline_reason)
+        await apply(outcome, envelope)
 
-    return Dispatch().on(payment_events.PaymentSuccessful, succeeded).on(payment_events.PaymentFailed, failed)
+    async def voided(event: payment_events.PaymentVoided, envelope: Envelope) -> None:
+        await apply(PaymentOutcome(event.order_id, event.payment_id, PaymentResult.VOIDED), envelope)
+
+    async def refunded(event: payment_events.PaymentRefunded, envelope: Envelope) -> None:
+        amount = money_from_pb(event.amount)
+        outcome = PaymentOutcome(event.order_id, event.payment_id, PaymentResult.REFUNDED, f"{amount} refunded")
+        await apply(outcome, envelope)
+
+    return (
+        Dispatch()
+        .on(payment_events.PaymentSuccessful, succeeded)
+        .on(payment_events.PaymentFailed, failed)
+        .on(payment_events.PaymentVoided, voided)
+        .on(payment_events.PaymentRefunded, refunded)
+    )
 
 
 class _EventSignal:

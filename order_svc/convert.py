@@ -5,19 +5,42 @@ from __future__ import annotations
 from orders.v1 import orders_pb2
 
 from chassis.convert import money_to_pb, timestamp
-from order_svc.domain import LineItemDraft, Order, OrderDraft, OrderState
+from order_svc.domain import LineItemDraft, Order, OrderDraft, OrderState, RefundState, Step, StepActor
 
-__all__ = ["draft_from_pb", "order_to_pb", "state_to_pb"]
+__all__ = ["actor_to_pb", "draft_from_pb", "order_to_pb", "refund_state_to_pb", "state_to_pb"]
 
 _STATES = {
     OrderState.CREATED: orders_pb2.ORDER_STATE_CREATED,
     OrderState.PAID: orders_pb2.ORDER_STATE_PAID,
     OrderState.CANCELLED: orders_pb2.ORDER_STATE_CANCELLED,
 }
+_REFUND_STATES = {
+    RefundState.NONE: orders_pb2.REFUND_STATE_UNSPECIFIED,
+    RefundState.PENDING: orders_pb2.REFUND_STATE_PENDING,
+    RefundState.REFUNDED: orders_pb2.REFUND_STATE_REFUNDED,
+}
+_ACTORS = {StepActor.CUSTOMER: orders_pb2.ACTOR_CUSTOMER, StepActor.PAYMENT: orders_pb2.ACTOR_PAYMENT}
 
 
 def state_to_pb(state: OrderState) -> orders_pb2.OrderState.ValueType:
     return _STATES[state]
+
+
+def refund_state_to_pb(state: RefundState) -> orders_pb2.RefundState.ValueType:
+    return _REFUND_STATES[state]
+
+
+def actor_to_pb(actor: StepActor | None) -> orders_pb2.Actor.ValueType:
+    return orders_pb2.ACTOR_UNSPECIFIED if actor is None else _ACTORS[actor]
+
+
+def step_to_pb(step: Step) -> orders_pb2.OrderStep:
+    return orders_pb2.OrderStep(
+        kind=orders_pb2.OrderStepKind.Value(f"ORDER_STEP_KIND_{step.kind.value}"),
+        time=timestamp(step.time),
+        actor=actor_to_pb(step.actor),
+        detail=step.detail,
+    )
 
 
 def draft_from_pb(order: orders_pb2.Order) -> OrderDraft:
@@ -55,4 +78,6 @@ def order_to_pb(order: Order) -> orders_pb2.Order:
         update_time=timestamp(order.update_time),
         cancel_reason=order.cancel_reason,
         payment_id=order.payment_id,
+        refund_state=refund_state_to_pb(order.refund_state),
+        timeline=[step_to_pb(s) for s in order.timeline],
     )

@@ -24,6 +24,11 @@ __all__ = [
     "OrderNotFound",
     "OrderState",
     "PaymentOutcome",
+    "PaymentResult",
+    "RefundState",
+    "Step",
+    "StepActor",
+    "StepKind",
     "place_order",
 ]
 
@@ -44,6 +49,52 @@ class OrderState(StrEnum):
 
 
 FINAL_STATES = frozenset({OrderState.PAID, OrderState.CANCELLED})
+
+
+class RefundState(StrEnum):
+    """The money side of a cancelled order that had been charged."""
+
+    NONE = "NONE"
+    PENDING = "PENDING"
+    REFUNDED = "REFUNDED"
+
+
+class StepKind(StrEnum):
+    """What happened at one step of an order's life."""
+
+    PLACED = "PLACED"
+    PAYMENT_SUCCEEDED = "PAYMENT_SUCCEEDED"
+    PAYMENT_DECLINED = "PAYMENT_DECLINED"
+    CANCELLED = "CANCELLED"
+    PAYMENT_VOIDED = "PAYMENT_VOIDED"
+    REFUND_REQUESTED = "REFUND_REQUESTED"
+    REFUNDED = "REFUNDED"
+
+
+class StepActor(StrEnum):
+    """Who caused a step."""
+
+    CUSTOMER = "CUSTOMER"
+    PAYMENT = "PAYMENT"
+
+
+@dataclass(frozen=True)
+class Step:
+    """One step of an order's timeline."""
+
+    kind: StepKind
+    time: datetime
+    actor: StepActor
+    detail: str = ""
+
+
+class PaymentResult(StrEnum):
+    """What the payment step reports about an order's money."""
+
+    SUCCEEDED = "SUCCEEDED"
+    DECLINED = "DECLINED"
+    VOIDED = "VOIDED"
+    REFUNDED = "REFUNDED"
 
 
 class OrderNotFound(NotFound):
@@ -117,17 +168,17 @@ class LineItem:
 
 @dataclass(frozen=True)
 class PaymentOutcome:
-    """What the payment service decided for an order."""
+    """What the payment service reports for an order: charged, declined, voided (never charged) or refunded."""
 
     order_id: str
     payment_id: str
-    succeeded: bool
-    decline_reason: str = ""
+    result: PaymentResult
+    detail: str = ""
 
 
 @dataclass(frozen=True)
 class Order:
-    """An order; every change returns a new Order with ``version`` + 1."""
+    """An order; every change returns a new Order with ``version`` + 1 and the step it took."""
 
     order_id: str
     customer_id: str
@@ -139,42 +190,103 @@ class Order:
     update_time: datetime
     cancel_reason: str = ""
     payment_id: str = ""
-    refund_due: bool = False
+    refund_state: RefundState = RefundState.NONE
+    cancelled_by: StepActor | None = None
+    timeline: tuple[Step, ...] = ()
     version: int = 1
     fingerprint: str = field(default="", compare=False)
 
     @property
     def is_final(self) -> bool:
+        """PAID or CANCELLED: the state never moves again (the money side may still settle)."""
         return self.state in FINAL_STATES
 
-    def _changed(self, now: datetime, **changes: object) -> Order:
-        return replace(self, update_time=max(now, self.update_time), version=self.version + 1, **changes)  # type: ignore[arg-type]
+    @property
+    def is_settled(self) -> bool:
+        """Nothing more will happen: PAID, or CANCELLED with the payment's outcome known and no refund owed."""
+        if self.state is OrderState.PAID:
+            return True
+        return (
+            self.state is OrderState.CANCELLED
+            and bool(self.payment_id)
+            and self.refund_state is not RefundState.PENDING
+        )
+
+    def _changed(self, now: datetime, steps: Sequence[Step], **changes: object) -> Order:
+        return replace(
+            self,
+            update_time=max(now, self.update_time),
+            version=self.version + 1,
+            timeline=(*self.timeline, *steps),
+            **changes,  # type: ignore[arg-type]
+        )
 
     def cancel(self, reason: str, now: datetime) -> Order:
         """The customer cancels: allowed only from CREATED."""
         if self.state is not OrderState.CREATED:
             raise OrderNotCancellable(self.order_id, self.state)
-        return self._changed(now, state=OrderState.CANCELLED, cancel_reason=reason or "cancelled by the customer")
+        reason = reason or "cancelled by the customer"
+        return self._changed(
+            now,
+            [Step(StepKind.CANCELLED, now, StepActor.CUSTOMER, reason)],
+            state=OrderState.CANCELLED,
+            cancel_reason=reason,
+            cancelled_by=StepActor.CUSTOMER,
+        )
 
     def apply_payment(self, outcome: PaymentOutcome, now: datetime) -> Order | None:
-        """Apply a payment result; None when it changes nothing (a repeat, or the order is already final).
+        """Apply what the payment step reports; None when it changes nothing (a repeat, or nothing to do).
 
-        A payment that arrives after the customer cancelled never revives the order: it is recorded
-        and the order owes a refund.
+        A charge that lands after the customer cancelled never revives the order: it is recorded and
+        a refund is owed (REFUND_PENDING) until the refund is reported.
         """
-        if self.payment_id == outcome.payment_id:
-            return None
-        if self.state is OrderState.CREATED:
-            if outcome.succeeded:
-                return self._changed(now, state=OrderState.PAID, payment_id=outcome.payment_id)
+        result = outcome.result
+        if result is PaymentResult.REFUNDED:
+            if self.refund_state is not RefundState.PENDING or outcome.payment_id != self.payment_id:
+                return None
             return self._changed(
                 now,
-                state=OrderState.CANCELLED,
-                payment_id=outcome.payment_id,
-                cancel_reason=f"payment failed: {outcome.decline_reason or 'declined'}",
+                [Step(StepKind.REFUNDED, now, StepActor.PAYMENT, outcome.detail)],
+                refund_state=RefundState.REFUNDED,
             )
-        if self.state is OrderState.CANCELLED and not self.payment_id:
-            return self._changed(now, payment_id=outcome.payment_id, refund_due=outcome.succeeded)
+        if self.payment_id:  # the payment's outcome is known already: a repeat
+            return None
+        if self.state is OrderState.CREATED:
+            if result is PaymentResult.SUCCEEDED:
+                return self._changed(
+                    now,
+                    [Step(StepKind.PAYMENT_SUCCEEDED, now, StepActor.PAYMENT, outcome.detail)],
+                    state=OrderState.PAID,
+                    payment_id=outcome.payment_id,
+                )
+            if result is PaymentResult.DECLINED:
+                reason = f"payment failed: {outcome.detail or 'declined'}"
+                return self._changed(
+                    now,
+                    [
+                        Step(StepKind.PAYMENT_DECLINED, now, StepActor.PAYMENT, outcome.detail),
+                        Step(StepKind.CANCELLED, now, StepActor.PAYMENT, reason),
+                    ],
+                    state=OrderState.CANCELLED,
+                    payment_id=outcome.payment_id,
+                    cancel_reason=reason,
+                    cancelled_by=StepActor.PAYMENT,
+                )
+            return None  # a void is only ever the answer to a cancel
+        if self.state is OrderState.CANCELLED:
+            if result is PaymentResult.SUCCEEDED:
+                return self._changed(
+                    now,
+                    [
+                        Step(StepKind.PAYMENT_SUCCEEDED, now, StepActor.PAYMENT, outcome.detail),
+                        Step(StepKind.REFUND_REQUESTED, now, StepActor.PAYMENT, "charged after the cancel"),
+                    ],
+                    payment_id=outcome.payment_id,
+                    refund_state=RefundState.PENDING,
+                )
+            kind = StepKind.PAYMENT_VOIDED if result is PaymentResult.VOIDED else StepKind.PAYMENT_DECLINED
+            detail = "nothing was charged" if result is PaymentResult.VOIDED else outcome.detail
+            return self._changed(now, [Step(kind, now, StepActor.PAYMENT, detail)], payment_id=outcome.payment_id)
         return None
 
 
@@ -245,5 +357,6 @@ def place_order(draft: OrderDraft, order_id: str, now: datetime) -> Order:
         payment_method=draft.payment_method,
         create_time=now,
         update_time=now,
+        timeline=(Step(StepKind.PLACED, now, StepActor.CUSTOMER),),
         fingerprint=draft.fingerprint(),
     )

@@ -8,8 +8,8 @@ from chassis.convert import money_to_pb, timestamp
 from chassis.ids import derived_id
 from chassis.outbox import OutboxEvent
 from chassis.routing import subject_of
-from order_svc.convert import state_to_pb
-from order_svc.domain import Order
+from order_svc.convert import actor_to_pb, refund_state_to_pb, state_to_pb
+from order_svc.domain import Order, RefundState, StepActor
 
 __all__ = ["changed_subject", "events_for"]
 
@@ -47,6 +47,22 @@ def _order_changed(order: Order) -> OutboxEvent:
         version=order.version,
         cancel_reason=order.cancel_reason,
         payment_id=order.payment_id,
+        total=money_to_pb(order.total),
+        refund_state=refund_state_to_pb(order.refund_state),
+        cancelled_by=actor_to_pb(order.cancelled_by),
+    )
+    return OutboxEvent.of(event, event_id=event_id, aggregate_id=order.order_id)
+
+
+def _order_cancelled(order: Order) -> OutboxEvent:
+    event_id = derived_id("OrderCancelled", order.order_id)
+    event = events_pb2.OrderCancelled(
+        event_id=event_id,
+        occur_time=timestamp(order.update_time),
+        order_id=order.order_id,
+        customer_id=order.customer_id,
+        reason=order.cancel_reason,
+        total=money_to_pb(order.total),
     )
     return OutboxEvent.of(event, event_id=event_id, aggregate_id=order.order_id)
 
@@ -70,6 +86,9 @@ def events_for(order: Order, before: Order | None = None) -> list[OutboxEvent]:
     if order.version == 1:
         return [_order_created(order), _order_changed(order)]
     events = [_order_changed(order)]
-    if order.refund_due and not (before is not None and before.refund_due):
+    was = before if before is not None else order
+    if order.cancelled_by is StepActor.CUSTOMER and was.cancelled_by is not StepActor.CUSTOMER:
+        events.append(_order_cancelled(order))
+    if order.refund_state is RefundState.PENDING and was.refund_state is not RefundState.PENDING:
         events.append(_refund_requested(order))
     return events

@@ -17,7 +17,7 @@ from chassis.outbox import OutboxEvent, OutboxSource
 from chassis.paging import Cursor
 from chassis.sqlite import SqliteStore, add_to_outbox, insert_document, keyset_page_sql, select_doc
 from chassis.timefmt import format_time, parse_time
-from order_svc.domain import LineItem, Order, OrderState
+from order_svc.domain import LineItem, Order, OrderState, RefundState, Step, StepActor, StepKind
 
 __all__ = ["MongoOrderStore", "OrderStore", "SqliteOrderStore"]
 
@@ -60,7 +60,12 @@ def _to_doc(order: Order) -> dict[str, Any]:
         "update_time": format_time(order.update_time),
         "cancel_reason": order.cancel_reason,
         "payment_id": order.payment_id,
-        "refund_due": order.refund_due,
+        "refund_state": order.refund_state.value,
+        "cancelled_by": order.cancelled_by.value if order.cancelled_by else "",
+        "timeline": [
+            {"kind": t.kind.value, "time": format_time(t.time), "actor": t.actor.value, "detail": t.detail}
+            for t in order.timeline
+        ],
         "version": order.version,
         "fingerprint": order.fingerprint,
     }
@@ -80,7 +85,16 @@ def _from_doc(doc: dict[str, Any]) -> Order:
         update_time=parse_time(doc["update_time"]),
         cancel_reason=doc["cancel_reason"],
         payment_id=doc["payment_id"],
-        refund_due=bool(doc.get("refund_due", False)),
+        refund_state=RefundState(
+            doc.get("refund_state") or (RefundState.PENDING if doc.get("refund_due") else RefundState.NONE)
+        ),
+        cancelled_by=StepActor(doc["cancelled_by"]) if doc.get("cancelled_by") else None,
+        timeline=tuple(
+            Step(StepKind(t["kind"]), parse_time(t["time"]), StepActor(t["actor"]), t["detail"])
+            for t in doc["timeline"]
+        )
+        if "timeline" in doc  # orders saved before timelines existed start theirs at the placement
+        else (Step(StepKind.PLACED, parse_time(doc["create_time"]), StepActor.CUSTOMER),),
         version=int(doc["version"]),
         fingerprint=doc["fingerprint"],
     )

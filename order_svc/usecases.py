@@ -113,26 +113,27 @@ class OrderUseCases:
         return order
 
     async def apply_payment(self, outcome: PaymentOutcome) -> None:
-        """CREATED → PAID or CANCELLED; a repeat or a late result changes nothing it should not."""
+        """CREATED → PAID or CANCELLED, and a cancelled order's money side; a repeat changes nothing."""
         try:
             order = await self._change(outcome.order_id, lambda o: o.apply_payment(outcome, self._clock()))
         except OrderNotFound as error:
             # Retried, then dead-lettered after max_deliver: replayable once the order exists.
             raise LookupError(f"payment {outcome.payment_id} for unknown order {outcome.order_id}") from error
-        if order.refund_due and order.payment_id == outcome.payment_id:
-            log.warning(
-                "payment succeeded for a cancelled order: refund requested",
-                order_id=order.order_id,
-                payment_id=outcome.payment_id,
-            )
-        log.info("payment applied", order_id=order.order_id, state=order.state.value, payment_id=outcome.payment_id)
+        log.info(
+            "payment applied",
+            order_id=order.order_id,
+            result=outcome.result.value,
+            state=order.state.value,
+            refund=order.refund_state.value,
+            payment_id=outcome.payment_id,
+        )
 
     async def watch(self, order_id: str) -> AsyncIterator[Order]:
-        """The order now and after every change; ends once it is final."""
+        """The order now and after every change; ends once it is settled (its money side included)."""
         async with self._changes.subscribe(order_id) as signal:
             order = await self.get(order_id)
             yield order
-            while not order.is_final:
+            while not order.is_settled:
                 with contextlib.suppress(asyncio.TimeoutError):
                     await signal.wait(WATCH_RECHECK_SECONDS)
                 latest = await self.get(order_id)

@@ -8,11 +8,14 @@ from payments.v1 import payments_pb2
 from chassis.convert import money_from_pb, money_to_pb, timestamp
 from payment_svc.domain import ChargeRequest, Payment, PaymentStatus
 
-__all__ = ["charge_request_from_pb", "payment_to_pb"]
+__all__ = ["cancel_request_from_pb", "charge_request_from_pb", "payment_to_pb"]
 
 _STATUS = {
+    PaymentStatus.PENDING: payments_pb2.PAYMENT_STATUS_PENDING,
     PaymentStatus.SUCCEEDED: payments_pb2.PAYMENT_STATUS_SUCCEEDED,
     PaymentStatus.DECLINED: payments_pb2.PAYMENT_STATUS_DECLINED,
+    PaymentStatus.REFUNDED: payments_pb2.PAYMENT_STATUS_REFUNDED,
+    PaymentStatus.VOIDED: payments_pb2.PAYMENT_STATUS_VOIDED,
 }
 
 
@@ -22,6 +25,16 @@ def charge_request_from_pb(event: order_events.OrderCreated) -> ChargeRequest:
         customer_id=event.customer_id,
         amount=money_from_pb(event.total),
         payment_method=event.payment_method,
+    )
+
+
+def cancel_request_from_pb(event: order_events.OrderCancelled) -> ChargeRequest:
+    """What a cancel asks to call off (the charge it would have made)."""
+    return ChargeRequest(
+        order_id=event.order_id,
+        customer_id=event.customer_id,
+        amount=money_from_pb(event.total),
+        payment_method="",
     )
 
 
@@ -37,4 +50,5 @@ def payment_to_pb(payment: Payment) -> payments_pb2.Payment:
         decline_code=payment.decline_code,
         decline_reason=payment.decline_reason,
         create_time=timestamp(payment.create_time),
+        refund_time=timestamp(payment.refund_time) if payment.refund_time else None,
     )

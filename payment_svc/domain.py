@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from enum import StrEnum
 
@@ -18,7 +18,9 @@ __all__ = [
     "PaymentNotFound",
     "PaymentStatus",
     "decide",
+    "pending_payment",
     "record_payment",
+    "voided_payment",
 ]
 
 ALWAYS_SUCCEEDS = "pm_card_visa"
@@ -26,10 +28,13 @@ ALWAYS_DECLINED = "pm_card_declined"
 
 
 class PaymentStatus(StrEnum):
-    """The outcome of a charge."""
+    """Where one order's payment is: being charged, charged, declined, refunded, or voided (never charged)."""
 
+    PENDING = "PENDING"
     SUCCEEDED = "SUCCEEDED"
     DECLINED = "DECLINED"
+    REFUNDED = "REFUNDED"
+    VOIDED = "VOIDED"
 
 
 class PaymentNotFound(NotFound):
@@ -73,6 +78,11 @@ class Payment:
     create_time: datetime
     decline_code: str = ""
     decline_reason: str = ""
+    refund_time: datetime | None = None
+
+    def refunded(self, now: datetime) -> Payment:
+        """The same payment, refunded in full."""
+        return replace(self, status=PaymentStatus.REFUNDED, refund_time=now)
 
 
 def decide(payment_method: str, draw: float, decline_rate: float) -> Decision:
@@ -101,4 +111,30 @@ def record_payment(request: ChargeRequest, decision: Decision, payment_id: str, 
         create_time=now,
         decline_code=decision.decline_code,
         decline_reason=decision.decline_reason,
+    )
+
+
+def pending_payment(request: ChargeRequest, payment_id: str, now: datetime) -> Payment:
+    """The reservation made before the provider is called: it tells a cancel that a charge is under way."""
+    return Payment(
+        payment_id=payment_id,
+        order_id=request.order_id,
+        customer_id=request.customer_id,
+        amount=request.amount,
+        payment_method=request.payment_method,
+        status=PaymentStatus.PENDING,
+        create_time=now,
+    )
+
+
+def voided_payment(request: ChargeRequest, payment_id: str, now: datetime) -> Payment:
+    """The payment of an order cancelled before any charge: it stops a later charge; nothing is owed."""
+    return Payment(
+        payment_id=payment_id,
+        order_id=request.order_id,
+        customer_id=request.customer_id,
+        amount=request.amount,
+        payment_method=request.payment_method,
+        status=PaymentStatus.VOIDED,
+        create_time=now,
     )

@@ -6,7 +6,7 @@ import asyncio
 import random
 import secrets
 
-from payment_svc.domain import ChargeRequest, Decision, decide
+from payment_svc.domain import ChargeRequest, Decision, Payment, decide
 
 __all__ = ["MockPaymentProvider"]
 
@@ -28,3 +28,8 @@ class MockPaymentProvider:
             await asyncio.sleep(self._latency)  # the simulated provider round trip, not a wait for a condition
         draw = random.Random(f"{self._salt}:{idempotency_key}").random()
         return decide(request.payment_method, draw, self._decline_rate)
+
+    async def refund(self, payment: Payment, idempotency_key: str) -> None:
+        """Refunds always go through; the same key refunds once at a real processor."""
+        if self._latency > 0:
+            await asyncio.sleep(self._latency)  # the simulated provider round trip

@@ -8,14 +8,14 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
-from pymongo import ASCENDING, DESCENDING
+from pymongo import ASCENDING, DESCENDING, ReturnDocument
 from pymongo.errors import DuplicateKeyError
 
 from chassis.money import Money
 from chassis.mongo import MongoOutbox, keyset_page, outbox_entries
 from chassis.outbox import OutboxEvent, OutboxSource
 from chassis.paging import Cursor
-from chassis.sqlite import SqliteStore, insert_document, keyset_page_sql, select_doc
+from chassis.sqlite import SqliteStore, add_to_outbox, insert_document, keyset_page_sql, select_doc
 from chassis.timefmt import format_time, parse_time
 from payment_svc.domain import Payment, PaymentStatus
 
@@ -37,6 +37,10 @@ class PaymentStore(Protocol):
 
     async def get_by_order(self, order_id: str) -> Payment | None: ...
 
+    async def update(self, payment: Payment, expected: PaymentStatus, events: Sequence[OutboxEvent]) -> bool:
+        """Replace the order's payment if it is still in status ``expected``, with its events; False if it moved."""
+        ...
+
     async def page(self, customer_id: str, limit: int, after: Cursor | None) -> list[Payment]:
         """Payments newest first (create time, then id), optionally of one customer, after a cursor."""
         ...
@@ -53,6 +57,7 @@ def _to_doc(payment: Payment) -> dict[str, Any]:
         "create_time": format_time(payment.create_time),
         "decline_code": payment.decline_code,
         "decline_reason": payment.decline_reason,
+        "refund_time": format_time(payment.refund_time) if payment.refund_time else "",
     }
 
 
@@ -67,6 +72,7 @@ def _from_doc(doc: dict[str, Any]) -> Payment:
         create_time=parse_time(doc["create_time"]),
         decline_code=doc["decline_code"],
         decline_reason=doc["decline_reason"],
+        refund_time=parse_time(doc["refund_time"]) if doc.get("refund_time") else None,
     )
 
 
@@ -110,6 +116,21 @@ class SqlitePaymentStore(SqliteStore):
         doc = await self._db.run(lambda c: select_doc(c, "payments", "order_id", order_id))
         return None if doc is None else _from_doc(json.loads(doc))
 
+    async def update(self, payment: Payment, expected: PaymentStatus, events: Sequence[OutboxEvent]) -> bool:
+        doc = json.dumps(_to_doc(payment))
+
+        def replace(conn: sqlite3.Connection) -> bool:
+            cursor = conn.execute(
+                "UPDATE payments SET doc = ? WHERE order_id = ? AND json_extract(doc, '$.status') = ?",
+                (doc, payment.order_id, expected.value),
+            )
+            if cursor.rowcount != 1:
+                return False
+            add_to_outbox(conn, events)
+            return True
+
+        return await self._db.transaction(replace)
+
     async def page(self, customer_id: str, limit: int, after: Cursor | None) -> list[Payment]:
         sql, args = keyset_page_sql("payments", "payment_id", {"customer_id": customer_id}, after, limit)
         rows = await self._db.run(lambda c: c.execute(sql, args).fetchall())
@@ -147,6 +168,14 @@ class MongoPaymentStore:
     async def get_by_order(self, order_id: str) -> Payment | None:
         doc = await self._payments.find_one({"order_id": order_id})
         return None if doc is None else _from_doc(doc)
+
+    async def update(self, payment: Payment, expected: PaymentStatus, events: Sequence[OutboxEvent]) -> bool:
+        result = await self._payments.find_one_and_update(
+            {"order_id": payment.order_id, "status": expected.value},
+            {"$set": _to_doc(payment), "$push": {"outbox": {"$each": outbox_entries(events)}}},
+            return_document=ReturnDocument.AFTER,
+        )
+        return result is not None
 
     async def page(self, customer_id: str, limit: int, after: Cursor | None) -> list[Payment]:
         return [_from_doc(d) for d in await keyset_page(self._payments, {"customer_id": customer_id}, after, limit)]

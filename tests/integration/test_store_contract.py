@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import AsyncIterator, Callable
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -16,7 +17,7 @@ from chassis.outbox import OutboxEvent
 from chassis.timefmt import format_time
 from notification_svc.domain import Notification, NotificationKind
 from notification_svc.store import MongoNotificationStore, NotificationStore, SqliteNotificationStore
-from order_svc.domain import LineItem, Order, OrderState, PaymentOutcome
+from order_svc.domain import LineItem, Order, OrderState, PaymentOutcome, PaymentResult
 from order_svc.store import MongoOrderStore, OrderStore, SqliteOrderStore
 from payment_svc.domain import Payment, PaymentStatus
 from payment_svc.store import MongoPaymentStore, PaymentStore, SqlitePaymentStore
@@ -120,7 +121,7 @@ async def test_order_store_create_of_an_existing_id_returns_the_first_order_and_
 async def test_order_store_save_is_guarded_by_version(orders: OrderStore) -> None:
     order = _order("o-1")
     await orders.create(order, [])
-    changed = order.apply_payment(PaymentOutcome("o-1", "p-1", succeeded=True), T0 + timedelta(seconds=1))
+    changed = order.apply_payment(PaymentOutcome("o-1", "p-1", PaymentResult.SUCCEEDED), T0 + timedelta(seconds=1))
     assert changed is not None
     assert await orders.save(changed, expected_version=1, events=[_event("e-2", "o-1")])
     assert not await orders.save(changed, expected_version=1, events=[_event("e-3", "o-1")])
@@ -183,6 +184,16 @@ async def test_payment_store_keeps_one_payment_per_order(payments: PaymentStore)
     assert await payments.get_by_order("o-1") == first
     assert await payments.get_by_order("o-2") is None
     assert [e.event_id for e in await payments.outbox.pending_events(10)] == ["e-1"]
+
+
+async def test_payment_store_update_is_guarded_by_status_and_keeps_the_refund(payments: PaymentStore) -> None:
+    charged = replace(_payment("o-1", "p-1"), status=PaymentStatus.SUCCEEDED, decline_code="", decline_reason="")
+    await payments.create(charged, [])
+    refunded = charged.refunded(T0 + timedelta(seconds=5))
+    assert await payments.update(refunded, PaymentStatus.SUCCEEDED, [_event("e-r", "o-1")])
+    assert not await payments.update(refunded, PaymentStatus.SUCCEEDED, [_event("e-r2", "o-1")]), "moved already"
+    assert await payments.get_by_order("o-1") == refunded
+    assert [e.event_id for e in await payments.outbox.pending_events(10)] == ["e-r"]
 
 
 async def test_payment_store_pages_newest_first(payments: PaymentStore) -> None:

@@ -10,12 +10,17 @@ from chassis.errors import InvalidArgument
 from chassis.money import Money
 from order_svc.domain import (
     LineItemDraft,
+    Order,
     OrderDraft,
     OrderNotCancellable,
     OrderState,
     PaymentOutcome,
+    PaymentResult,
+    RefundState,
+    StepKind,
     place_order,
 )
+from order_svc.events import events_for
 
 NOW = datetime(2026, 11, 24, tzinfo=UTC)
 LATER = NOW + timedelta(seconds=1)
@@ -89,24 +94,26 @@ def test_empty_payment_method_is_allowed() -> None:
 
 def test_a_successful_payment_pays_a_created_order_once() -> None:
     order = place_order(draft(), "o", NOW)
-    paid = order.apply_payment(PaymentOutcome("o", "p-1", succeeded=True), LATER)
+    paid = order.apply_payment(PaymentOutcome("o", "p-1", PaymentResult.SUCCEEDED), LATER)
     assert paid is not None
     assert (paid.state, paid.payment_id, paid.version, paid.update_time) == (OrderState.PAID, "p-1", 2, LATER)
-    assert paid.apply_payment(PaymentOutcome("o", "p-1", succeeded=True), LATER) is None
+    assert paid.apply_payment(PaymentOutcome("o", "p-1", PaymentResult.SUCCEEDED), LATER) is None
 
 
 def test_a_failed_payment_cancels_with_the_decline_reason() -> None:
     order = place_order(draft(), "o", NOW)
-    cancelled = order.apply_payment(PaymentOutcome("o", "p-1", False, "Your card was declined."), LATER)
+    cancelled = order.apply_payment(
+        PaymentOutcome("o", "p-1", PaymentResult.DECLINED, "Your card was declined."), LATER
+    )
     assert cancelled is not None
     assert cancelled.state is OrderState.CANCELLED
     assert cancelled.cancel_reason == "payment failed: Your card was declined."
 
 
 def test_a_final_order_never_moves_again() -> None:
-    paid = place_order(draft(), "o", NOW).apply_payment(PaymentOutcome("o", "p-1", succeeded=True), LATER)
+    paid = place_order(draft(), "o", NOW).apply_payment(PaymentOutcome("o", "p-1", PaymentResult.SUCCEEDED), LATER)
     assert paid is not None
-    assert paid.apply_payment(PaymentOutcome("o", "p-2", succeeded=False), LATER) is None
+    assert paid.apply_payment(PaymentOutcome("o", "p-2", PaymentResult.DECLINED), LATER) is None
     with pytest.raises(OrderNotCancellable):
         paid.cancel("too late", LATER)
 
@@ -114,7 +121,63 @@ def test_a_final_order_never_moves_again() -> None:
 def test_a_late_payment_for_a_cancelled_order_is_recorded_but_does_not_revive_it() -> None:
     cancelled = place_order(draft(), "o", NOW).cancel("", LATER)
     assert cancelled.cancel_reason == "cancelled by the customer"
-    late = cancelled.apply_payment(PaymentOutcome("o", "p-1", succeeded=True), LATER)
+    late = cancelled.apply_payment(PaymentOutcome("o", "p-1", PaymentResult.SUCCEEDED), LATER)
     assert late is not None
-    assert (late.state, late.payment_id, late.refund_due) == (OrderState.CANCELLED, "p-1", True)
-    assert late.apply_payment(PaymentOutcome("o", "p-1", succeeded=True), LATER) is None
+    assert (late.state, late.payment_id, late.refund_state) == (OrderState.CANCELLED, "p-1", RefundState.PENDING)
+    assert late.apply_payment(PaymentOutcome("o", "p-1", PaymentResult.SUCCEEDED), LATER) is None
+
+
+def steps(order: Order | None) -> list[StepKind]:
+    assert order is not None
+    return [step.kind for step in order.timeline]
+
+
+def test_a_charge_after_a_customer_cancel_owes_a_refund_until_it_is_reported() -> None:
+    cancelled = place_order(draft(), "o", NOW).cancel("changed my mind", LATER)
+    assert not cancelled.is_settled, "the payment's outcome is not known yet"
+    charged = cancelled.apply_payment(PaymentOutcome("o", "p-1", PaymentResult.SUCCEEDED), LATER)
+    assert charged is not None
+    assert (charged.state, charged.refund_state, charged.is_settled) == (
+        OrderState.CANCELLED,
+        RefundState.PENDING,
+        False,
+    )
+    assert [e.event_type for e in events_for(charged, cancelled)] == [
+        "orders.v1.OrderStateChanged",
+        "orders.v1.RefundRequested",
+    ]
+    refunded = charged.apply_payment(PaymentOutcome("o", "p-1", PaymentResult.REFUNDED, "25.00 USD"), LATER)
+    assert refunded is not None
+    assert (refunded.refund_state, refunded.is_settled) == (RefundState.REFUNDED, True)
+    assert steps(refunded) == [
+        StepKind.PLACED,
+        StepKind.CANCELLED,
+        StepKind.PAYMENT_SUCCEEDED,
+        StepKind.REFUND_REQUESTED,
+        StepKind.REFUNDED,
+    ]
+    assert refunded.apply_payment(PaymentOutcome("o", "p-1", PaymentResult.REFUNDED), LATER) is None
+
+
+def test_a_customer_cancel_tells_payment_svc_and_a_void_settles_the_order_with_nothing_charged() -> None:
+    order = place_order(draft(), "o", NOW)
+    cancelled = order.cancel("", LATER)
+    assert "orders.v1.OrderCancelled" in [e.event_type for e in events_for(cancelled, order)]
+    voided = cancelled.apply_payment(PaymentOutcome("o", "p-1", PaymentResult.VOIDED), LATER)
+    assert voided is not None
+    assert (voided.refund_state, voided.is_settled, steps(voided)[-1]) == (
+        RefundState.NONE,
+        True,
+        StepKind.PAYMENT_VOIDED,
+    )
+
+
+def test_a_refund_for_an_order_that_owes_none_changes_nothing() -> None:
+    paid = place_order(draft(), "o", NOW).apply_payment(PaymentOutcome("o", "p-1", PaymentResult.SUCCEEDED), LATER)
+    assert paid is not None
+    assert paid.apply_payment(PaymentOutcome("o", "p-1", PaymentResult.REFUNDED), LATER) is None
+
+
+def test_a_void_never_cancels_an_order_that_is_still_waiting_for_its_charge() -> None:
+    order = place_order(draft(), "o", NOW)
+    assert order.apply_payment(PaymentOutcome("o", "p-1", PaymentResult.VOIDED), LATER) is None

@@ -22,6 +22,7 @@ from order_svc.domain import (
     OrderNotFound,
     OrderState,
     PaymentOutcome,
+    PaymentResult,
 )
 from order_svc.usecases import OrderUseCases
 
@@ -152,8 +153,8 @@ async def test_cancel_and_payment_move_the_order_once_and_emit_one_change_each()
     assert cancelled.state is OrderState.CANCELLED
     with pytest.raises(OrderNotCancellable):
         await usecases.cancel(order.order_id, "")
-    await usecases.apply_payment(PaymentOutcome(order.order_id, "p-1", succeeded=True))
-    await usecases.apply_payment(PaymentOutcome(order.order_id, "p-1", succeeded=True))
+    await usecases.apply_payment(PaymentOutcome(order.order_id, "p-1", PaymentResult.SUCCEEDED))
+    await usecases.apply_payment(PaymentOutcome(order.order_id, "p-1", PaymentResult.SUCCEEDED))
     assert store.orders[order.order_id].state is OrderState.CANCELLED
     assert len([e for e in store.events if e.subject.startswith("orders.changed.")]) == 3
     (refund,) = [e for e in store.events if e.subject == "orders.refund_requested"]
@@ -163,7 +164,7 @@ async def test_cancel_and_payment_move_the_order_once_and_emit_one_change_each()
 async def test_a_payment_for_an_unknown_order_is_retryable_not_dropped() -> None:
     usecases, *_ = make()
     with pytest.raises(LookupError):
-        await usecases.apply_payment(PaymentOutcome("nope", "p-1", succeeded=True))
+        await usecases.apply_payment(PaymentOutcome("nope", "p-1", PaymentResult.SUCCEEDED))
     with pytest.raises(OrderNotFound):
         await usecases.get("nope")
 
@@ -177,7 +178,7 @@ async def test_watch_yields_each_change_and_ends_at_a_final_state() -> None:
         async for o in usecases.watch(order.order_id):
             seen.append(o.state)
             if o.state is OrderState.CREATED:
-                await usecases.apply_payment(PaymentOutcome(order.order_id, "p-1", succeeded=True))
+                await usecases.apply_payment(PaymentOutcome(order.order_id, "p-1", PaymentResult.SUCCEEDED))
 
     await asyncio.wait_for(watch(), 5)
     assert seen == [OrderState.CREATED, OrderState.PAID]

@@ -1,4 +1,4 @@
-"""The mock provider's rule and the notification wording are pure functions."""
+"""The mock provider's rule and the notifications an order's state confirms are pure functions."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 import pytest
 
 from chassis.money import Money
-from notification_svc.domain import NotificationKind, PaymentResult, notification_for
+from notification_svc.domain import NotificationKind, OrderOutcome, notifications_for
 from payment_svc.domain import ChargeRequest, Decision, PaymentStatus, decide, record_payment
 
 NOW = datetime(2026, 11, 24, tzinfo=UTC)
@@ -32,18 +32,42 @@ def test_a_declined_payment_keeps_the_reason() -> None:
     assert (payment.status, payment.decline_reason) == (PaymentStatus.DECLINED, "Your card was declined.")
 
 
+USD_25 = Money.of("USD", 25, 0)
+
+
+def kinds(outcome: OrderOutcome) -> list[NotificationKind]:
+    return [n.kind for n in notifications_for(outcome, "e", NOW)]
+
+
 def test_one_outcome_gives_the_same_notification_id_every_time() -> None:
-    result = PaymentResult("o-1", "alice", True, Money.of("USD", 25, 0))
-    first, again = notification_for(result, "e-1", NOW), notification_for(result, "e-2", NOW)
+    outcome = OrderOutcome("o-1", "alice", USD_25, paid=True)
+    (first,), (again,) = notifications_for(outcome, "e-1", NOW), notifications_for(outcome, "e-2", NOW)
     assert first.notification_id == again.notification_id
     assert first.kind is NotificationKind.ORDER_PAID
     assert first.message == "Your order o-1 is paid: 25.00 USD. Thank you!"
 
 
 def test_a_failed_payment_notification_says_why() -> None:
-    note = notification_for(PaymentResult("o-1", "alice", False, Money.of("USD", 1, 0), "No funds."), "e", NOW)
+    outcome = OrderOutcome("o-1", "alice", USD_25, cancelled=True, cancel_reason="payment failed: No funds.")
+    (note,) = notifications_for(outcome, "e", NOW)
     assert note.kind is NotificationKind.PAYMENT_FAILED
     assert note.message.endswith("the payment failed: No funds.")
+
+
+def test_a_created_order_is_told_nothing_yet() -> None:
+    assert kinds(OrderOutcome("o-1", "alice", USD_25)) == []
+
+
+def test_a_customer_cancel_is_told_as_cancelled_never_as_paid() -> None:
+    outcome = OrderOutcome("o-1", "alice", USD_25, cancelled=True, cancelled_by_customer=True, cancel_reason="oops")
+    assert kinds(outcome) == [NotificationKind.ORDER_CANCELLED]
+
+
+def test_a_refunded_order_is_told_cancelled_and_refunded_with_the_amount() -> None:
+    outcome = OrderOutcome("o-1", "alice", USD_25, cancelled=True, cancelled_by_customer=True, refunded=True)
+    notes = notifications_for(outcome, "e", NOW)
+    assert [n.kind for n in notes] == [NotificationKind.ORDER_CANCELLED, NotificationKind.ORDER_REFUNDED]
+    assert notes[1].message == "Your order o-1 was refunded: 25.00 USD."
 
 
 async def test_the_mock_provider_decides_the_same_for_the_same_key_and_seed() -> None:

@@ -27,7 +27,7 @@ from google.api import resource_pb2 as google_dot_api_dot_resource__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n$notifications/v1/notifications.proto\x12\x10notifications.v1\x1a\x1fgoogle/api/field_behavior.proto\x1a\x19google/api/resource.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xfa\x02\n\x0cNotification\x12\x12\n\x04name\x18\x01 \x01(\tB\x04\xe2\x41\x01\x08\x12\x1d\n\x0fnotification_id\x18\x02 \x01(\tB\x04\xe2\x41\x01\x03\x12\x16\n\x08order_id\x18\x03 \x01(\tB\x04\xe2\x41\x01\x03\x12\x19\n\x0b\x63ustomer_id\x18\x04 \x01(\tB\x04\xe2\x41\x01\x03\x12\x36\n\x04kind\x18\x05 \x01(\x0e\x32\".notifications.v1.NotificationKindB\x04\xe2\x41\x01\x03\x12\x15\n\x07message\x18\x06 \x01(\tB\x04\xe2\x41\x01\x03\x12\x16\n\x08\x65vent_id\x18\x07 \x01(\tB\x04\xe2\x41\x01\x03\x12\x35\n\x0b\x63reate_time\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03:f\xea\x41\x63\n&notifications.example.com/Notification\x12\x1cnotifications/{notification}*\rnotifications2\x0cnotification\"h\n\x18ListNotificationsRequest\x12\x10\n\x08order_id\x18\x01 \x01(\t\x12\x13\n\x0b\x63ustomer_id\x18\x02 \x01(\t\x12\x11\n\tpage_size\x18\x03 \x01(\x05\x12\x12\n\npage_token\x18\x04 \x01(\t\"k\n\x19ListNotificationsResponse\x12\x35\n\rnotifications\x18\x01 \x03(\x0b\x32\x1e.notifications.v1.Notification\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t*}\n\x10NotificationKind\x12!\n\x1dNOTIFICATION_KIND_UNSPECIFIED\x10\x00\x12 \n\x1cNOTIFICATION_KIND_ORDER_PAID\x10\x01\x12$\n NOTIFICATION_KIND_PAYMENT_FAILED\x10\x02\x32\x83\x01\n\x13NotificationService\x12l\n\x11ListNotifications\x12*.notifications.v1.ListNotificationsRequest\x1a+.notifications.v1.ListNotificationsResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n$notifications/v1/notifications.proto\x12\x10notifications.v1\x1a\x1fgoogle/api/field_behavior.proto\x1a\x19google/api/resource.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xfa\x02\n\x0cNotification\x12\x12\n\x04name\x18\x01 \x01(\tB\x04\xe2\x41\x01\x08\x12\x1d\n\x0fnotification_id\x18\x02 \x01(\tB\x04\xe2\x41\x01\x03\x12\x16\n\x08order_id\x18\x03 \x01(\tB\x04\xe2\x41\x01\x03\x12\x19\n\x0b\x63ustomer_id\x18\x04 \x01(\tB\x04\xe2\x41\x01\x03\x12\x36\n\x04kind\x18\x05 \x01(\x0e\x32\".notifications.v1.NotificationKindB\x04\xe2\x41\x01\x03\x12\x15\n\x07message\x18\x06 \x01(\tB\x04\xe2\x41\x01\x03\x12\x16\n\x08\x65vent_id\x18\x07 \x01(\tB\x04\xe2\x41\x01\x03\x12\x35\n\x0b\x63reate_time\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03:f\xea\x41\x63\n&notifications.example.com/Notification\x12\x1cnotifications/{notification}*\rnotifications2\x0cnotification\"h\n\x18ListNotificationsRequest\x12\x10\n\x08order_id\x18\x01 \x01(\t\x12\x13\n\x0b\x63ustomer_id\x18\x02 \x01(\t\x12\x11\n\tpage_size\x18\x03 \x01(\x05\x12\x12\n\npage_token\x18\x04 \x01(\t\"k\n\x19ListNotificationsResponse\x12\x35\n\rnotifications\x18\x01 \x03(\x0b\x32\x1e.notifications.v1.Notification\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t*\xca\x01\n\x10NotificationKind\x12!\n\x1dNOTIFICATION_KIND_UNSPECIFIED\x10\x00\x12 \n\x1cNOTIFICATION_KIND_ORDER_PAID\x10\x01\x12$\n NOTIFICATION_KIND_PAYMENT_FAILED\x10\x02\x12%\n!NOTIFICATION_KIND_ORDER_CANCELLED\x10\x03\x12$\n NOTIFICATION_KIND_ORDER_REFUNDED\x10\x04\x32\x83\x01\n\x13NotificationService\x12l\n\x11ListNotifications\x12*.notifications.v1.ListNotificationsRequest\x1a+.notifications.v1.ListNotificationsResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -52,14 +52,14 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_NOTIFICATION'].fields_by_name['create_time']._serialized_options = b'\342A\001\003'
   _globals['_NOTIFICATION']._loaded_options = None
   _globals['_NOTIFICATION']._serialized_options = b'\352Ac\n&notifications.example.com/Notification\022\034notifications/{notification}*\rnotifications2\014notification'
-  _globals['_NOTIFICATIONKIND']._serialized_start=747
-  _globals['_NOTIFICATIONKIND']._serialized_end=872
+  _globals['_NOTIFICATIONKIND']._serialized_start=748
+  _globals['_NOTIFICATIONKIND']._serialized_end=950
   _globals['_NOTIFICATION']._serialized_start=152
   _globals['_NOTIFICATION']._serialized_end=530
   _globals['_LISTNOTIFICATIONSREQUEST']._serialized_start=532
   _globals['_LISTNOTIFICATIONSREQUEST']._serialized_end=636
   _globals['_LISTNOTIFICATIONSRESPONSE']._serialized_start=638
   _globals['_LISTNOTIFICATIONSRESPONSE']._serialized_end=745
-  _globals['_NOTIFICATIONSERVICE']._serialized_start=875
-  _globals['_NOTIFICATIONSERVICE']._serialized_end=1006
+  _globals['_NOTIFICATIONSERVICE']._serialized_start=953
+  _globals['_NOTIFICATIONSERVICE']._serialized_end=1084
 # @@protoc_insertion_point(module_scope)

@@ -32,6 +32,10 @@ class _NotificationKindEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_Noti
     """The order was paid."""
     NOTIFICATION_KIND_PAYMENT_FAILED: _NotificationKind.ValueType  # 2
     """The order was cancelled because its payment failed."""
+    NOTIFICATION_KIND_ORDER_CANCELLED: _NotificationKind.ValueType  # 3
+    """The customer cancelled the order."""
+    NOTIFICATION_KIND_ORDER_REFUNDED: _NotificationKind.ValueType  # 4
+    """The charge of a cancelled order was refunded."""
 
 class NotificationKind(_NotificationKind, metaclass=_NotificationKindEnumTypeWrapper):
     """What a notification tells the customer."""
@@ -42,11 +46,17 @@ NOTIFICATION_KIND_ORDER_PAID: NotificationKind.ValueType  # 1
 """The order was paid."""
 NOTIFICATION_KIND_PAYMENT_FAILED: NotificationKind.ValueType  # 2
 """The order was cancelled because its payment failed."""
+NOTIFICATION_KIND_ORDER_CANCELLED: NotificationKind.ValueType  # 3
+"""The customer cancelled the order."""
+NOTIFICATION_KIND_ORDER_REFUNDED: NotificationKind.ValueType  # 4
+"""The charge of a cancelled order was refunded."""
 Global___NotificationKind: _TypeAlias = NotificationKind  # noqa: Y015
 
 @_typing.final
 class Notification(_message.Message):
-    """One message sent to a customer about an order's outcome."""
+    """One message sent to a customer about an order's outcome: only what the
+    order's state confirms, one per outcome.
+    """
 
     DESCRIPTOR: _descriptor.Descriptor
 

@@ -28,7 +28,7 @@ from orders.v1 import orders_pb2 as orders_dot_v1_dot_orders__pb2
 from messaging.v1 import routing_pb2 as messaging_dot_v1_dot_routing__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16orders/v1/events.proto\x12\torders.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x17google/type/money.proto\x1a\x16orders/v1/orders.proto\x1a\x1amessaging/v1/routing.proto\"\xef\x01\n\x0cOrderCreated\x12\x10\n\x08\x65vent_id\x18\x01 \x01(\t\x12.\n\noccur_time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x10\n\x08order_id\x18\x03 \x01(\t\x12\x13\n\x0b\x63ustomer_id\x18\x04 \x01(\t\x12!\n\x05total\x18\x05 \x01(\x0b\x32\x12.google.type.Money\x12\x16\n\x0epayment_method\x18\x06 \x01(\t\x12\'\n\nline_items\x18\x07 \x03(\x0b\x32\x13.orders.v1.LineItem:\x12\xca\xf3\x18\x0eorders.created\"\xfd\x01\n\x11OrderStateChanged\x12\x10\n\x08\x65vent_id\x18\x01 \x01(\t\x12.\n\noccur_time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x10\n\x08order_id\x18\x03 \x01(\t\x12\x13\n\x0b\x63ustomer_id\x18\x04 \x01(\t\x12$\n\x05state\x18\x05 \x01(\x0e\x32\x15.orders.v1.OrderState\x12\x0f\n\x07version\x18\x06 \x01(\x03\x12\x15\n\rcancel_reason\x18\x07 \x01(\t\x12\x12\n\npayment_id\x18\x08 \x01(\t:\x1d\xca\xf3\x18\x19orders.changed.{order_id}\"\xdf\x01\n\x0fRefundRequested\x12\x10\n\x08\x65vent_id\x18\x01 \x01(\t\x12.\n\noccur_time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x10\n\x08order_id\x18\x03 \x01(\t\x12\x13\n\x0b\x63ustomer_id\x18\x04 \x01(\t\x12\x12\n\npayment_id\x18\x05 \x01(\t\x12\"\n\x06\x61mount\x18\x06 \x01(\x0b\x32\x12.google.type.Money\x12\x0e\n\x06reason\x18\x07 \x01(\t:\x1b\xca\xf3\x18\x17orders.refund_requestedB\x16\xca\xf3\x18\x12\n\x06ORDERS\x12\x08orders.>b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16orders/v1/events.proto\x12\torders.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x17google/type/money.proto\x1a\x16orders/v1/orders.proto\x1a\x1amessaging/v1/routing.proto\"\xef\x01\n\x0cOrderCreated\x12\x10\n\x08\x65vent_id\x18\x01 \x01(\t\x12.\n\noccur_time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x10\n\x08order_id\x18\x03 \x01(\t\x12\x13\n\x0b\x63ustomer_id\x18\x04 \x01(\t\x12!\n\x05total\x18\x05 \x01(\x0b\x32\x12.google.type.Money\x12\x16\n\x0epayment_method\x18\x06 \x01(\t\x12\'\n\nline_items\x18\x07 \x03(\x0b\x32\x13.orders.v1.LineItem:\x12\xca\xf3\x18\x0eorders.created\"\xf6\x02\n\x11OrderStateChanged\x12\x10\n\x08\x65vent_id\x18\x01 \x01(\t\x12.\n\noccur_time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x10\n\x08order_id\x18\x03 \x01(\t\x12\x13\n\x0b\x63ustomer_id\x18\x04 \x01(\t\x12$\n\x05state\x18\x05 \x01(\x0e\x32\x15.orders.v1.OrderState\x12\x0f\n\x07version\x18\x06 \x01(\x03\x12\x15\n\rcancel_reason\x18\x07 \x01(\t\x12\x12\n\npayment_id\x18\x08 \x01(\t\x12!\n\x05total\x18\t \x01(\x0b\x32\x12.google.type.Money\x12,\n\x0crefund_state\x18\n \x01(\x0e\x32\x16.orders.v1.RefundState\x12&\n\x0c\x63\x61ncelled_by\x18\x0b \x01(\x0e\x32\x10.orders.v1.Actor:\x1d\xca\xf3\x18\x19orders.changed.{order_id}\"\xc2\x01\n\x0eOrderCancelled\x12\x10\n\x08\x65vent_id\x18\x01 \x01(\t\x12.\n\noccur_time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x10\n\x08order_id\x18\x03 \x01(\t\x12\x13\n\x0b\x63ustomer_id\x18\x04 \x01(\t\x12\x0e\n\x06reason\x18\x05 \x01(\t\x12!\n\x05total\x18\x06 \x01(\x0b\x32\x12.google.type.Money:\x14\xca\xf3\x18\x10orders.cancelled\"\xdf\x01\n\x0fRefundRequested\x12\x10\n\x08\x65vent_id\x18\x01 \x01(\t\x12.\n\noccur_time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x10\n\x08order_id\x18\x03 \x01(\t\x12\x13\n\x0b\x63ustomer_id\x18\x04 \x01(\t\x12\x12\n\npayment_id\x18\x05 \x01(\t\x12\"\n\x06\x61mount\x18\x06 \x01(\x0b\x32\x12.google.type.Money\x12\x0e\n\x06reason\x18\x07 \x01(\t:\x1b\xca\xf3\x18\x17orders.refund_requestedB\x16\xca\xf3\x18\x12\n\x06ORDERS\x12\x08orders.>b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -40,12 +40,16 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_ORDERCREATED']._serialized_options = b'\312\363\030\016orders.created'
   _globals['_ORDERSTATECHANGED']._loaded_options = None
   _globals['_ORDERSTATECHANGED']._serialized_options = b'\312\363\030\031orders.changed.{order_id}'
+  _globals['_ORDERCANCELLED']._loaded_options = None
+  _globals['_ORDERCANCELLED']._serialized_options = b'\312\363\030\020orders.cancelled'
   _globals['_REFUNDREQUESTED']._loaded_options = None
   _globals['_REFUNDREQUESTED']._serialized_options = b'\312\363\030\027orders.refund_requested'
   _globals['_ORDERCREATED']._serialized_start=148
   _globals['_ORDERCREATED']._serialized_end=387
   _globals['_ORDERSTATECHANGED']._serialized_start=390
-  _globals['_ORDERSTATECHANGED']._serialized_end=643
-  _globals['_REFUNDREQUESTED']._serialized_start=646
-  _globals['_REFUNDREQUESTED']._serialized_end=869
+  _globals['_ORDERSTATECHANGED']._serialized_end=764
+  _globals['_ORDERCANCELLED']._serialized_start=767
+  _globals['_ORDERCANCELLED']._serialized_end=961
+  _globals['_REFUNDREQUESTED']._serialized_start=964
+  _globals['_REFUNDREQUESTED']._serialized_end=1187
 # @@protoc_insertion_point(module_scope)

@@ -76,8 +76,8 @@ Global___OrderCreated: _TypeAlias = OrderCreated  # noqa: Y015
 @_typing.final
 class OrderStateChanged(_message.Message):
     """Published on subject `orders.changed.{order_id}` whenever an order changes
-    (created, paid, cancelled). Watchers follow it; it is not needed to process
-    an order.
+    (created, paid, cancelled, refunded). Watchers follow it, and
+    notification_svc tells the customer what the order's outcome confirms.
     """
 
     DESCRIPTOR: _descriptor.Descriptor
@@ -90,6 +90,9 @@ class OrderStateChanged(_message.Message):
     VERSION_FIELD_NUMBER: _builtins.int
     CANCEL_REASON_FIELD_NUMBER: _builtins.int
     PAYMENT_ID_FIELD_NUMBER: _builtins.int
+    TOTAL_FIELD_NUMBER: _builtins.int
+    REFUND_STATE_FIELD_NUMBER: _builtins.int
+    CANCELLED_BY_FIELD_NUMBER: _builtins.int
     event_id: _builtins.str
     """Unique id of this event; also the `Nats-Msg-Id` header."""
     order_id: _builtins.str
@@ -104,9 +107,17 @@ class OrderStateChanged(_message.Message):
     """Why the order was cancelled, when it was."""
     payment_id: _builtins.str
     """The payment that settled the order, once known."""
+    refund_state: _orders_pb2.RefundState.ValueType
+    """The money side of a cancelled order that had been charged."""
+    cancelled_by: _orders_pb2.Actor.ValueType
+    """Who cancelled the order, when it is cancelled."""
     @_builtins.property
     def occur_time(self) -> _timestamp_pb2.Timestamp:
         """When the event happened."""
+
+    @_builtins.property
+    def total(self) -> _money_pb2.Money:
+        """The order's total."""
 
     def __init__(
         self,
@@ -119,14 +130,65 @@ class OrderStateChanged(_message.Message):
         version: _builtins.int = ...,
         cancel_reason: _builtins.str = ...,
         payment_id: _builtins.str = ...,
+        total: _money_pb2.Money | None = ...,
+        refund_state: _orders_pb2.RefundState.ValueType = ...,
+        cancelled_by: _orders_pb2.Actor.ValueType = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["occur_time", b"occur_time"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["occur_time", b"occur_time", "total", b"total"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["cancel_reason", b"cancel_reason", "customer_id", b"customer_id", "event_id", b"event_id", "occur_time", b"occur_time", "order_id", b"order_id", "payment_id", b"payment_id", "state", b"state", "version", b"version"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["cancel_reason", b"cancel_reason", "cancelled_by", b"cancelled_by", "customer_id", b"customer_id", "event_id", b"event_id", "occur_time", b"occur_time", "order_id", b"order_id", "payment_id", b"payment_id", "refund_state", b"refund_state", "state", b"state", "total", b"total", "version", b"version"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___OrderStateChanged: _TypeAlias = OrderStateChanged  # noqa: Y015
+
+@_typing.final
+class OrderCancelled(_message.Message):
+    """Published on subject `orders.cancelled` when the customer cancels an order,
+    so that payment_svc can call off a charge it has not made yet.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    EVENT_ID_FIELD_NUMBER: _builtins.int
+    OCCUR_TIME_FIELD_NUMBER: _builtins.int
+    ORDER_ID_FIELD_NUMBER: _builtins.int
+    CUSTOMER_ID_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    TOTAL_FIELD_NUMBER: _builtins.int
+    event_id: _builtins.str
+    """Unique id of this event; also the `Nats-Msg-Id` header."""
+    order_id: _builtins.str
+    """The cancelled order."""
+    customer_id: _builtins.str
+    """The customer of the order."""
+    reason: _builtins.str
+    """Why, in the customer's words."""
+    @_builtins.property
+    def occur_time(self) -> _timestamp_pb2.Timestamp:
+        """When the event happened."""
+
+    @_builtins.property
+    def total(self) -> _money_pb2.Money:
+        """The order's total (what would have been charged)."""
+
+    def __init__(
+        self,
+        *,
+        event_id: _builtins.str = ...,
+        occur_time: _timestamp_pb2.Timestamp | None = ...,
+        order_id: _builtins.str = ...,
+        customer_id: _builtins.str = ...,
+        reason: _builtins.str = ...,
+        total: _money_pb2.Money | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["occur_time", b"occur_time", "total", b"total"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["customer_id", b"customer_id", "event_id", b"event_id", "occur_time", b"occur_time", "order_id", b"order_id", "reason", b"reason", "total", b"total"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___OrderCancelled: _TypeAlias = OrderCancelled  # noqa: Y015
 
 @_typing.final
 class RefundRequested(_message.Message):

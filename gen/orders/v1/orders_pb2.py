@@ -29,7 +29,7 @@ from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__
 from google.type import money_pb2 as google_dot_type_dot_money__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16orders/v1/orders.proto\x12\torders.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/api/field_behavior.proto\x1a\x19google/api/resource.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x17google/type/money.proto\"\xcd\x03\n\x05Order\x12\x12\n\x04name\x18\x01 \x01(\tB\x04\xe2\x41\x01\x08\x12\x16\n\x08order_id\x18\x02 \x01(\tB\x04\xe2\x41\x01\x03\x12\x19\n\x0b\x63ustomer_id\x18\x03 \x01(\tB\x04\xe2\x41\x01\x02\x12-\n\nline_items\x18\x04 \x03(\x0b\x32\x13.orders.v1.LineItemB\x04\xe2\x41\x01\x02\x12\'\n\x05total\x18\x05 \x01(\x0b\x32\x12.google.type.MoneyB\x04\xe2\x41\x01\x03\x12*\n\x05state\x18\x06 \x01(\x0e\x32\x15.orders.v1.OrderStateB\x04\xe2\x41\x01\x03\x12\x16\n\x0epayment_method\x18\x07 \x01(\t\x12\x35\n\x0b\x63reate_time\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03\x12\x35\n\x0bupdate_time\x18\t \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03\x12\x1b\n\rcancel_reason\x18\n \x01(\tB\x04\xe2\x41\x01\x03\x12\x18\n\npayment_id\x18\x0b \x01(\tB\x04\xe2\x41\x01\x03:<\xea\x41\x39\n\x18orders.example.com/Order\x12\x0eorders/{order}*\x06orders2\x05order\"c\n\x08LineItem\x12\x11\n\x03sku\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x16\n\x08quantity\x18\x02 \x01(\x05\x42\x04\xe2\x41\x01\x02\x12,\n\nunit_price\x18\x03 \x01(\x0b\x32\x12.google.type.MoneyB\x04\xe2\x41\x01\x02\";\n\x12\x43reateOrderRequest\x12%\n\x05order\x18\x01 \x01(\x0b\x32\x10.orders.v1.OrderB\x04\xe2\x41\x01\x02\")\n\x0fGetOrderRequest\x12\x16\n\x08order_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\"O\n\x11ListOrdersRequest\x12\x13\n\x0b\x63ustomer_id\x18\x01 \x01(\t\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x12\n\npage_token\x18\x03 \x01(\t\"O\n\x12ListOrdersResponse\x12 \n\x06orders\x18\x01 \x03(\x0b\x32\x10.orders.v1.Order\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"B\n\x12\x43\x61ncelOrderRequest\x12\x16\n\x08order_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x14\n\x06reason\x18\x02 \x01(\tB\x04\xe2\x41\x01\x01\"+\n\x11WatchOrderRequest\x12\x16\n\x08order_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02*s\n\nOrderState\x12\x1b\n\x17ORDER_STATE_UNSPECIFIED\x10\x00\x12\x17\n\x13ORDER_STATE_CREATED\x10\x01\x12\x14\n\x10ORDER_STATE_PAID\x10\x02\x12\x19\n\x15ORDER_STATE_CANCELLED\x10\x03\x32\xef\x03\n\x0cOrderService\x12Y\n\x0b\x43reateOrder\x12\x1d.orders.v1.CreateOrderRequest\x1a\x10.orders.v1.Order\"\x19\x82\xd3\xe4\x93\x02\x13\"\n/v1/orders:\x05order\x12W\n\x08GetOrder\x12\x1a.orders.v1.GetOrderRequest\x1a\x10.orders.v1.Order\"\x1d\x82\xd3\xe4\x93\x02\x17\x12\x15/v1/orders/{order_id}\x12]\n\nListOrders\x12\x1c.orders.v1.ListOrdersRequest\x1a\x1d.orders.v1.ListOrdersResponse\"\x12\x82\xd3\xe4\x93\x02\x0c\x12\n/v1/orders\x12g\n\x0b\x43\x61ncelOrder\x12\x1d.orders.v1.CancelOrderRequest\x1a\x10.orders.v1.Order\"\'\x82\xd3\xe4\x93\x02!\"\x1c/v1/orders/{order_id}:cancel:\x01*\x12\x63\n\nWatchOrder\x12\x1c.orders.v1.WatchOrderRequest\x1a\x10.orders.v1.Order\"#\x82\xd3\xe4\x93\x02\x1d\x12\x1b/v1/orders/{order_id}:watch0\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16orders/v1/orders.proto\x12\torders.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/api/field_behavior.proto\x1a\x19google/api/resource.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x17google/type/money.proto\"\x8e\x01\n\tOrderStep\x12&\n\x04kind\x18\x01 \x01(\x0e\x32\x18.orders.v1.OrderStepKind\x12(\n\x04time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x1f\n\x05\x61\x63tor\x18\x03 \x01(\x0e\x32\x10.orders.v1.Actor\x12\x0e\n\x06\x64\x65tail\x18\x04 \x01(\t\"\xaf\x04\n\x05Order\x12\x12\n\x04name\x18\x01 \x01(\tB\x04\xe2\x41\x01\x08\x12\x16\n\x08order_id\x18\x02 \x01(\tB\x04\xe2\x41\x01\x03\x12\x19\n\x0b\x63ustomer_id\x18\x03 \x01(\tB\x04\xe2\x41\x01\x02\x12-\n\nline_items\x18\x04 \x03(\x0b\x32\x13.orders.v1.LineItemB\x04\xe2\x41\x01\x02\x12\'\n\x05total\x18\x05 \x01(\x0b\x32\x12.google.type.MoneyB\x04\xe2\x41\x01\x03\x12*\n\x05state\x18\x06 \x01(\x0e\x32\x15.orders.v1.OrderStateB\x04\xe2\x41\x01\x03\x12\x16\n\x0epayment_method\x18\x07 \x01(\t\x12\x35\n\x0b\x63reate_time\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03\x12\x35\n\x0bupdate_time\x18\t \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03\x12\x1b\n\rcancel_reason\x18\n \x01(\tB\x04\xe2\x41\x01\x03\x12\x18\n\npayment_id\x18\x0b \x01(\tB\x04\xe2\x41\x01\x03\x12\x32\n\x0crefund_state\x18\x0c \x01(\x0e\x32\x16.orders.v1.RefundStateB\x04\xe2\x41\x01\x03\x12,\n\x08timeline\x18\r \x03(\x0b\x32\x14.orders.v1.OrderStepB\x04\xe2\x41\x01\x03:<\xea\x41\x39\n\x18orders.example.com/Order\x12\x0eorders/{order}*\x06orders2\x05order\"c\n\x08LineItem\x12\x11\n\x03sku\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x16\n\x08quantity\x18\x02 \x01(\x05\x42\x04\xe2\x41\x01\x02\x12,\n\nunit_price\x18\x03 \x01(\x0b\x32\x12.google.type.MoneyB\x04\xe2\x41\x01\x02\";\n\x12\x43reateOrderRequest\x12%\n\x05order\x18\x01 \x01(\x0b\x32\x10.orders.v1.OrderB\x04\xe2\x41\x01\x02\")\n\x0fGetOrderRequest\x12\x16\n\x08order_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\"O\n\x11ListOrdersRequest\x12\x13\n\x0b\x63ustomer_id\x18\x01 \x01(\t\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x12\n\npage_token\x18\x03 \x01(\t\"O\n\x12ListOrdersResponse\x12 \n\x06orders\x18\x01 \x03(\x0b\x32\x10.orders.v1.Order\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"B\n\x12\x43\x61ncelOrderRequest\x12\x16\n\x08order_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x14\n\x06reason\x18\x02 \x01(\tB\x04\xe2\x41\x01\x01\"+\n\x11WatchOrderRequest\x12\x16\n\x08order_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02*s\n\nOrderState\x12\x1b\n\x17ORDER_STATE_UNSPECIFIED\x10\x00\x12\x17\n\x13ORDER_STATE_CREATED\x10\x01\x12\x14\n\x10ORDER_STATE_PAID\x10\x02\x12\x19\n\x15ORDER_STATE_CANCELLED\x10\x03*`\n\x0bRefundState\x12\x1c\n\x18REFUND_STATE_UNSPECIFIED\x10\x00\x12\x18\n\x14REFUND_STATE_PENDING\x10\x01\x12\x19\n\x15REFUND_STATE_REFUNDED\x10\x02*\xa0\x02\n\rOrderStepKind\x12\x1f\n\x1bORDER_STEP_KIND_UNSPECIFIED\x10\x00\x12\x1a\n\x16ORDER_STEP_KIND_PLACED\x10\x01\x12%\n!ORDER_STEP_KIND_PAYMENT_SUCCEEDED\x10\x02\x12$\n ORDER_STEP_KIND_PAYMENT_DECLINED\x10\x03\x12\x1d\n\x19ORDER_STEP_KIND_CANCELLED\x10\x04\x12\"\n\x1eORDER_STEP_KIND_PAYMENT_VOIDED\x10\x05\x12$\n ORDER_STEP_KIND_REFUND_REQUESTED\x10\x06\x12\x1c\n\x18ORDER_STEP_KIND_REFUNDED\x10\x07*E\n\x05\x41\x63tor\x12\x15\n\x11\x41\x43TOR_UNSPECIFIED\x10\x00\x12\x12\n\x0e\x41\x43TOR_CUSTOMER\x10\x01\x12\x11\n\rACTOR_PAYMENT\x10\x02\x32\xef\x03\n\x0cOrderService\x12Y\n\x0b\x43reateOrder\x12\x1d.orders.v1.CreateOrderRequest\x1a\x10.orders.v1.Order\"\x19\x82\xd3\xe4\x93\x02\x13\"\n/v1/orders:\x05order\x12W\n\x08GetOrder\x12\x1a.orders.v1.GetOrderRequest\x1a\x10.orders.v1.Order\"\x1d\x82\xd3\xe4\x93\x02\x17\x12\x15/v1/orders/{order_id}\x12]\n\nListOrders\x12\x1c.orders.v1.ListOrdersRequest\x1a\x1d.orders.v1.ListOrdersResponse\"\x12\x82\xd3\xe4\x93\x02\x0c\x12\n/v1/orders\x12g\n\x0b\x43\x61ncelOrder\x12\x1d.orders.v1.CancelOrderRequest\x1a\x10.orders.v1.Order\"\'\x82\xd3\xe4\x93\x02!\"\x1c/v1/orders/{order_id}:cancel:\x01*\x12\x63\n\nWatchOrder\x12\x1c.orders.v1.WatchOrderRequest\x1a\x10.orders.v1.Order\"#\x82\xd3\xe4\x93\x02\x1d\x12\x1b/v1/orders/{order_id}:watch0\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -56,6 +56,10 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_ORDER'].fields_by_name['cancel_reason']._serialized_options = b'\342A\001\003'
   _globals['_ORDER'].fields_by_name['payment_id']._loaded_options = None
   _globals['_ORDER'].fields_by_name['payment_id']._serialized_options = b'\342A\001\003'
+  _globals['_ORDER'].fields_by_name['refund_state']._loaded_options = None
+  _globals['_ORDER'].fields_by_name['refund_state']._serialized_options = b'\342A\001\003'
+  _globals['_ORDER'].fields_by_name['timeline']._loaded_options = None
+  _globals['_ORDER'].fields_by_name['timeline']._serialized_options = b'\342A\001\003'
   _globals['_ORDER']._loaded_options = None
   _globals['_ORDER']._serialized_options = b'\352A9\n\030orders.example.com/Order\022\016orders/{order}*\006orders2\005order'
   _globals['_LINEITEM'].fields_by_name['sku']._loaded_options = None
@@ -84,24 +88,32 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_ORDERSERVICE'].methods_by_name['CancelOrder']._serialized_options = b'\202\323\344\223\002!\"\034/v1/orders/{order_id}:cancel:\001*'
   _globals['_ORDERSERVICE'].methods_by_name['WatchOrder']._loaded_options = None
   _globals['_ORDERSERVICE'].methods_by_name['WatchOrder']._serialized_options = b'\202\323\344\223\002\035\022\033/v1/orders/{order_id}:watch'
-  _globals['_ORDERSTATE']._serialized_start=1129
-  _globals['_ORDERSTATE']._serialized_end=1244
-  _globals['_ORDER']._serialized_start=186
-  _globals['_ORDER']._serialized_end=647
-  _globals['_LINEITEM']._serialized_start=649
-  _globals['_LINEITEM']._serialized_end=748
-  _globals['_CREATEORDERREQUEST']._serialized_start=750
-  _globals['_CREATEORDERREQUEST']._serialized_end=809
-  _globals['_GETORDERREQUEST']._serialized_start=811
-  _globals['_GETORDERREQUEST']._serialized_end=852
-  _globals['_LISTORDERSREQUEST']._serialized_start=854
-  _globals['_LISTORDERSREQUEST']._serialized_end=933
-  _globals['_LISTORDERSRESPONSE']._serialized_start=935
-  _globals['_LISTORDERSRESPONSE']._serialized_end=1014
-  _globals['_CANCELORDERREQUEST']._serialized_start=1016
-  _globals['_CANCELORDERREQUEST']._serialized_end=1082
-  _globals['_WATCHORDERREQUEST']._serialized_start=1084
-  _globals['_WATCHORDERREQUEST']._serialized_end=1127
-  _globals['_ORDERSERVICE']._serialized_start=1247
-  _globals['_ORDERSERVICE']._serialized_end=1742
+  _globals['_ORDERSTATE']._serialized_start=1372
+  _globals['_ORDERSTATE']._serialized_end=1487
+  _globals['_REFUNDSTATE']._serialized_start=1489
+  _globals['_REFUNDSTATE']._serialized_end=1585
+  _globals['_ORDERSTEPKIND']._serialized_start=1588
+  _globals['_ORDERSTEPKIND']._serialized_end=1876
+  _globals['_ACTOR']._serialized_start=1878
+  _globals['_ACTOR']._serialized_end=1947
+  _globals['_ORDERSTEP']._serialized_start=186
+  _globals['_ORDERSTEP']._serialized_end=328
+  _globals['_ORDER']._serialized_start=331
+  _globals['_ORDER']._serialized_end=890
+  _globals['_LINEITEM']._serialized_start=892
+  _globals['_LINEITEM']._serialized_end=991
+  _globals['_CREATEORDERREQUEST']._serialized_start=993
+  _globals['_CREATEORDERREQUEST']._serialized_end=1052
+  _globals['_GETORDERREQUEST']._serialized_start=1054
+  _globals['_GETORDERREQUEST']._serialized_end=1095
+  _globals['_LISTORDERSREQUEST']._serialized_start=1097
+  _globals['_LISTORDERSREQUEST']._serialized_end=1176
+  _globals['_LISTORDERSRESPONSE']._serialized_start=1178
+  _globals['_LISTORDERSRESPONSE']._serialized_end=1257
+  _globals['_CANCELORDERREQUEST']._serialized_start=1259
+  _globals['_CANCELORDERREQUEST']._serialized_end=1325
+  _globals['_WATCHORDERREQUEST']._serialized_start=1327
+  _globals['_WATCHORDERREQUEST']._serialized_end=1370
+  _globals['_ORDERSERVICE']._serialized_start=1950
+  _globals['_ORDERSERVICE']._serialized_end=2445
 # @@protoc_insertion_point(module_scope)

@@ -49,6 +49,134 @@ ORDER_STATE_CANCELLED: OrderState.ValueType  # 3
 """Cancelled by the customer or because the payment failed. Final."""
 Global___OrderState: _TypeAlias = OrderState  # noqa: Y015
 
+class _RefundState:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _RefundStateEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_RefundState.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    REFUND_STATE_UNSPECIFIED: _RefundState.ValueType  # 0
+    """No refund is owed (nothing was charged, or the order is paid)."""
+    REFUND_STATE_PENDING: _RefundState.ValueType  # 1
+    """The order was charged after it was cancelled; the refund is under way."""
+    REFUND_STATE_REFUNDED: _RefundState.ValueType  # 2
+    """The charge was refunded in full."""
+
+class RefundState(_RefundState, metaclass=_RefundStateEnumTypeWrapper):
+    """The money side of a cancelled order that had been charged."""
+
+REFUND_STATE_UNSPECIFIED: RefundState.ValueType  # 0
+"""No refund is owed (nothing was charged, or the order is paid)."""
+REFUND_STATE_PENDING: RefundState.ValueType  # 1
+"""The order was charged after it was cancelled; the refund is under way."""
+REFUND_STATE_REFUNDED: RefundState.ValueType  # 2
+"""The charge was refunded in full."""
+Global___RefundState: _TypeAlias = RefundState  # noqa: Y015
+
+class _OrderStepKind:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _OrderStepKindEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_OrderStepKind.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    ORDER_STEP_KIND_UNSPECIFIED: _OrderStepKind.ValueType  # 0
+    """Never used; the zero value of the enum."""
+    ORDER_STEP_KIND_PLACED: _OrderStepKind.ValueType  # 1
+    """The customer placed the order."""
+    ORDER_STEP_KIND_PAYMENT_SUCCEEDED: _OrderStepKind.ValueType  # 2
+    """The charge succeeded."""
+    ORDER_STEP_KIND_PAYMENT_DECLINED: _OrderStepKind.ValueType  # 3
+    """The charge was declined; `detail` says why."""
+    ORDER_STEP_KIND_CANCELLED: _OrderStepKind.ValueType  # 4
+    """The order was cancelled; `actor` says by whom, `detail` why."""
+    ORDER_STEP_KIND_PAYMENT_VOIDED: _OrderStepKind.ValueType  # 5
+    """The payment was called off before any charge: nothing was charged."""
+    ORDER_STEP_KIND_REFUND_REQUESTED: _OrderStepKind.ValueType  # 6
+    """A refund of the charge was requested."""
+    ORDER_STEP_KIND_REFUNDED: _OrderStepKind.ValueType  # 7
+    """The charge was refunded; `detail` gives the amount."""
+
+class OrderStepKind(_OrderStepKind, metaclass=_OrderStepKindEnumTypeWrapper):
+    """What happened to an order at one step of its life."""
+
+ORDER_STEP_KIND_UNSPECIFIED: OrderStepKind.ValueType  # 0
+"""Never used; the zero value of the enum."""
+ORDER_STEP_KIND_PLACED: OrderStepKind.ValueType  # 1
+"""The customer placed the order."""
+ORDER_STEP_KIND_PAYMENT_SUCCEEDED: OrderStepKind.ValueType  # 2
+"""The charge succeeded."""
+ORDER_STEP_KIND_PAYMENT_DECLINED: OrderStepKind.ValueType  # 3
+"""The charge was declined; `detail` says why."""
+ORDER_STEP_KIND_CANCELLED: OrderStepKind.ValueType  # 4
+"""The order was cancelled; `actor` says by whom, `detail` why."""
+ORDER_STEP_KIND_PAYMENT_VOIDED: OrderStepKind.ValueType  # 5
+"""The payment was called off before any charge: nothing was charged."""
+ORDER_STEP_KIND_REFUND_REQUESTED: OrderStepKind.ValueType  # 6
+"""A refund of the charge was requested."""
+ORDER_STEP_KIND_REFUNDED: OrderStepKind.ValueType  # 7
+"""The charge was refunded; `detail` gives the amount."""
+Global___OrderStepKind: _TypeAlias = OrderStepKind  # noqa: Y015
+
+class _Actor:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _ActorEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_Actor.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    ACTOR_UNSPECIFIED: _Actor.ValueType  # 0
+    """Never used; the zero value of the enum."""
+    ACTOR_CUSTOMER: _Actor.ValueType  # 1
+    """The customer who placed the order."""
+    ACTOR_PAYMENT: _Actor.ValueType  # 2
+    """The payment step."""
+
+class Actor(_Actor, metaclass=_ActorEnumTypeWrapper):
+    """Who caused a step."""
+
+ACTOR_UNSPECIFIED: Actor.ValueType  # 0
+"""Never used; the zero value of the enum."""
+ACTOR_CUSTOMER: Actor.ValueType  # 1
+"""The customer who placed the order."""
+ACTOR_PAYMENT: Actor.ValueType  # 2
+"""The payment step."""
+Global___Actor: _TypeAlias = Actor  # noqa: Y015
+
+@_typing.final
+class OrderStep(_message.Message):
+    """One step of an order's timeline."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    KIND_FIELD_NUMBER: _builtins.int
+    TIME_FIELD_NUMBER: _builtins.int
+    ACTOR_FIELD_NUMBER: _builtins.int
+    DETAIL_FIELD_NUMBER: _builtins.int
+    kind: Global___OrderStepKind.ValueType
+    """What happened."""
+    actor: Global___Actor.ValueType
+    """Who caused it."""
+    detail: _builtins.str
+    """Details in words, e.g. the decline reason or the refunded amount."""
+    @_builtins.property
+    def time(self) -> _timestamp_pb2.Timestamp:
+        """When it happened."""
+
+    def __init__(
+        self,
+        *,
+        kind: Global___OrderStepKind.ValueType = ...,
+        time: _timestamp_pb2.Timestamp | None = ...,
+        actor: Global___Actor.ValueType = ...,
+        detail: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["time", b"time"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["actor", b"actor", "detail", b"detail", "kind", b"kind", "time", b"time"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___OrderStep: _TypeAlias = OrderStep  # noqa: Y015
+
 @_typing.final
 class Order(_message.Message):
     """An order placed by a customer."""
@@ -66,6 +194,8 @@ class Order(_message.Message):
     UPDATE_TIME_FIELD_NUMBER: _builtins.int
     CANCEL_REASON_FIELD_NUMBER: _builtins.int
     PAYMENT_ID_FIELD_NUMBER: _builtins.int
+    REFUND_STATE_FIELD_NUMBER: _builtins.int
+    TIMELINE_FIELD_NUMBER: _builtins.int
     name: _builtins.str
     """Resource name, `orders/{order_id}`."""
     order_id: _builtins.str
@@ -82,6 +212,8 @@ class Order(_message.Message):
     """Why the order was cancelled; set only in ORDER_STATE_CANCELLED."""
     payment_id: _builtins.str
     """The payment that settled the order, once known."""
+    refund_state: Global___RefundState.ValueType
+    """The money side of a cancelled order that had been charged."""
     @_builtins.property
     def line_items(self) -> _containers.RepeatedCompositeFieldContainer[Global___LineItem]:
         """What was ordered: 1 to 100 items, all priced in one currency."""
@@ -98,6 +230,10 @@ class Order(_message.Message):
     def update_time(self) -> _timestamp_pb2.Timestamp:
         """When the order last changed."""
 
+    @_builtins.property
+    def timeline(self) -> _containers.RepeatedCompositeFieldContainer[Global___OrderStep]:
+        """Every step of the order's life, oldest first."""
+
     def __init__(
         self,
         *,
@@ -112,10 +248,12 @@ class Order(_message.Message):
         update_time: _timestamp_pb2.Timestamp | None = ...,
         cancel_reason: _builtins.str = ...,
         payment_id: _builtins.str = ...,
+        refund_state: Global___RefundState.ValueType = ...,
+        timeline: _abc.Iterable[Global___OrderStep] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "total", b"total", "update_time", b"update_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["cancel_reason", b"cancel_reason", "create_time", b"create_time", "customer_id", b"customer_id", "line_items", b"line_items", "name", b"name", "order_id", b"order_id", "payment_id", b"payment_id", "payment_method", b"payment_method", "state", b"state", "total", b"total", "update_time", b"update_time"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["cancel_reason", b"cancel_reason", "create_time", b"create_time", "customer_id", b"customer_id", "line_items", b"line_items", "name", b"name", "order_id", b"order_id", "payment_id", b"payment_id", "payment_method", b"payment_method", "refund_state", b"refund_state", "state", b"state", "timeline", b"timeline", "total", b"total", "update_time", b"update_time"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

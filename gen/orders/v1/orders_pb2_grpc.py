@@ -100,8 +100,9 @@ class OrderServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def WatchOrder(self, request, context):
-        """Streams the order now and on every change; the stream ends after the
-        order reaches a final state (PAID or CANCELLED).
+        """Streams the order now and on every change; the stream ends once the order
+        is settled: PAID, or CANCELLED with its money side known (declined,
+        voided before any charge, or refunded).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

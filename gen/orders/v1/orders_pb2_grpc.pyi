@@ -49,8 +49,9 @@ class OrderServiceStub:
     any other state answers FAILED_PRECONDITION.
     """
     WatchOrder: _grpc.UnaryStreamMultiCallable[_orders_pb2.WatchOrderRequest, _orders_pb2.Order]
-    """Streams the order now and on every change; the stream ends after the
-    order reaches a final state (PAID or CANCELLED).
+    """Streams the order now and on every change; the stream ends once the order
+    is settled: PAID, or CANCELLED with its money side known (declined,
+    voided before any charge, or refunded).
     """
 
 @_typing.type_check_only
@@ -74,8 +75,9 @@ class OrderServiceAsyncStub(OrderServiceStub):
     any other state answers FAILED_PRECONDITION.
     """
     WatchOrder: _aio.UnaryStreamMultiCallable[_orders_pb2.WatchOrderRequest, _orders_pb2.Order]  # type: ignore[assignment]
-    """Streams the order now and on every change; the stream ends after the
-    order reaches a final state (PAID or CANCELLED).
+    """Streams the order now and on every change; the stream ends once the order
+    is settled: PAID, or CANCELLED with its money side known (declined,
+    voided before any charge, or refunded).
     """
 
 class OrderServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -126,8 +128,9 @@ class OrderServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _orders_pb2.WatchOrderRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_abc.Iterator[_orders_pb2.Order], _abc.AsyncIterator[_orders_pb2.Order]]:
-        """Streams the order now and on every change; the stream ends after the
-        order reaches a final state (PAID or CANCELLED).
+        """Streams the order now and on every change; the stream ends once the order
+        is settled: PAID, or CANCELLED with its money side known (declined,
+        voided before any charge, or refunded).
         """
 
 def add_OrderServiceServicer_to_server(servicer: OrderServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -27,7 +27,7 @@ from google.type import money_pb2 as google_dot_type_dot_money__pb2
 from messaging.v1 import routing_pb2 as messaging_dot_v1_dot_routing__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18payments/v1/events.proto\x12\x0bpayments.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x17google/type/money.proto\x1a\x1amessaging/v1/routing.proto\"\xcc\x01\n\x11PaymentSuccessful\x12\x10\n\x08\x65vent_id\x18\x01 \x01(\t\x12.\n\noccur_time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x10\n\x08order_id\x18\x03 \x01(\t\x12\x13\n\x0b\x63ustomer_id\x18\x04 \x01(\t\x12\x12\n\npayment_id\x18\x05 \x01(\t\x12\"\n\x06\x61mount\x18\x06 \x01(\x0b\x32\x12.google.type.Money:\x16\xca\xf3\x18\x12payments.succeeded\"\xf3\x01\n\rPaymentFailed\x12\x10\n\x08\x65vent_id\x18\x01 \x01(\t\x12.\n\noccur_time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x10\n\x08order_id\x18\x03 \x01(\t\x12\x13\n\x0b\x63ustomer_id\x18\x04 \x01(\t\x12\x12\n\npayment_id\x18\x05 \x01(\t\x12\"\n\x06\x61mount\x18\x06 \x01(\x0b\x32\x12.google.type.Money\x12\x14\n\x0c\x64\x65\x63line_code\x18\x07 \x01(\t\x12\x16\n\x0e\x64\x65\x63line_reason\x18\x08 \x01(\t:\x13\xca\xf3\x18\x0fpayments.failedB\x1a\xca\xf3\x18\x16\n\x08PAYMENTS\x12\npayments.>b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18payments/v1/events.proto\x12\x0bpayments.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x17google/type/money.proto\x1a\x1amessaging/v1/routing.proto\"\xcc\x01\n\x11PaymentSuccessful\x12\x10\n\x08\x65vent_id\x18\x01 \x01(\t\x12.\n\noccur_time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x10\n\x08order_id\x18\x03 \x01(\t\x12\x13\n\x0b\x63ustomer_id\x18\x04 \x01(\t\x12\x12\n\npayment_id\x18\x05 \x01(\t\x12\"\n\x06\x61mount\x18\x06 \x01(\x0b\x32\x12.google.type.Money:\x16\xca\xf3\x18\x12payments.succeeded\"\xf3\x01\n\rPaymentFailed\x12\x10\n\x08\x65vent_id\x18\x01 \x01(\t\x12.\n\noccur_time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x10\n\x08order_id\x18\x03 \x01(\t\x12\x13\n\x0b\x63ustomer_id\x18\x04 \x01(\t\x12\x12\n\npayment_id\x18\x05 \x01(\t\x12\"\n\x06\x61mount\x18\x06 \x01(\x0b\x32\x12.google.type.Money\x12\x14\n\x0c\x64\x65\x63line_code\x18\x07 \x01(\t\x12\x16\n\x0e\x64\x65\x63line_reason\x18\x08 \x01(\t:\x13\xca\xf3\x18\x0fpayments.failed\"\xa1\x01\n\rPaymentVoided\x12\x10\n\x08\x65vent_id\x18\x01 \x01(\t\x12.\n\noccur_time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x10\n\x08order_id\x18\x03 \x01(\t\x12\x13\n\x0b\x63ustomer_id\x18\x04 \x01(\t\x12\x12\n\npayment_id\x18\x05 \x01(\t:\x13\xca\xf3\x18\x0fpayments.voided\"\xc9\x01\n\x0fPaymentRefunded\x12\x10\n\x08\x65vent_id\x18\x01 \x01(\t\x12.\n\noccur_time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x10\n\x08order_id\x18\x03 \x01(\t\x12\x13\n\x0b\x63ustomer_id\x18\x04 \x01(\t\x12\x12\n\npayment_id\x18\x05 \x01(\t\x12\"\n\x06\x61mount\x18\x06 \x01(\x0b\x32\x12.google.type.Money:\x15\xca\xf3\x18\x11payments.refundedB\x1a\xca\xf3\x18\x16\n\x08PAYMENTS\x12\npayments.>b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -39,8 +39,16 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_PAYMENTSUCCESSFUL']._serialized_options = b'\312\363\030\022payments.succeeded'
   _globals['_PAYMENTFAILED']._loaded_options = None
   _globals['_PAYMENTFAILED']._serialized_options = b'\312\363\030\017payments.failed'
+  _globals['_PAYMENTVOIDED']._loaded_options = None
+  _globals['_PAYMENTVOIDED']._serialized_options = b'\312\363\030\017payments.voided'
+  _globals['_PAYMENTREFUNDED']._loaded_options = None
+  _globals['_PAYMENTREFUNDED']._serialized_options = b'\312\363\030\021payments.refunded'
   _globals['_PAYMENTSUCCESSFUL']._serialized_start=128
   _globals['_PAYMENTSUCCESSFUL']._serialized_end=332
   _globals['_PAYMENTFAILED']._serialized_start=335
   _globals['_PAYMENTFAILED']._serialized_end=578
+  _globals['_PAYMENTVOIDED']._serialized_start=581
+  _globals['_PAYMENTVOIDED']._serialized_end=742
+  _globals['_PAYMENTREFUNDED']._serialized_start=745
+  _globals['_PAYMENTREFUNDED']._serialized_end=946
 # @@protoc_insertion_point(module_scope)

@@ -117,3 +117,93 @@ class PaymentFailed(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___PaymentFailed: _TypeAlias = PaymentFailed  # noqa: Y015
+
+@_typing.final
+class PaymentVoided(_message.Message):
+    """Published on subject `payments.voided` when an order is cancelled before its
+    charge was made: nothing was charged and nothing will be.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    EVENT_ID_FIELD_NUMBER: _builtins.int
+    OCCUR_TIME_FIELD_NUMBER: _builtins.int
+    ORDER_ID_FIELD_NUMBER: _builtins.int
+    CUSTOMER_ID_FIELD_NUMBER: _builtins.int
+    PAYMENT_ID_FIELD_NUMBER: _builtins.int
+    event_id: _builtins.str
+    """Unique id of this event; also the `Nats-Msg-Id` header."""
+    order_id: _builtins.str
+    """The cancelled order."""
+    customer_id: _builtins.str
+    """The customer of the order."""
+    payment_id: _builtins.str
+    """The payment's id."""
+    @_builtins.property
+    def occur_time(self) -> _timestamp_pb2.Timestamp:
+        """When the event happened."""
+
+    def __init__(
+        self,
+        *,
+        event_id: _builtins.str = ...,
+        occur_time: _timestamp_pb2.Timestamp | None = ...,
+        order_id: _builtins.str = ...,
+        customer_id: _builtins.str = ...,
+        payment_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["occur_time", b"occur_time"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["customer_id", b"customer_id", "event_id", b"event_id", "occur_time", b"occur_time", "order_id", b"order_id", "payment_id", b"payment_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___PaymentVoided: _TypeAlias = PaymentVoided  # noqa: Y015
+
+@_typing.final
+class PaymentRefunded(_message.Message):
+    """Published on subject `payments.refunded` when a charge is refunded (exactly
+    once per payment).
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    EVENT_ID_FIELD_NUMBER: _builtins.int
+    OCCUR_TIME_FIELD_NUMBER: _builtins.int
+    ORDER_ID_FIELD_NUMBER: _builtins.int
+    CUSTOMER_ID_FIELD_NUMBER: _builtins.int
+    PAYMENT_ID_FIELD_NUMBER: _builtins.int
+    AMOUNT_FIELD_NUMBER: _builtins.int
+    event_id: _builtins.str
+    """Unique id of this event; also the `Nats-Msg-Id` header."""
+    order_id: _builtins.str
+    """The order whose charge was refunded."""
+    customer_id: _builtins.str
+    """The customer refunded."""
+    payment_id: _builtins.str
+    """The payment refunded."""
+    @_builtins.property
+    def occur_time(self) -> _timestamp_pb2.Timestamp:
+        """When the event happened."""
+
+    @_builtins.property
+    def amount(self) -> _money_pb2.Money:
+        """The amount refunded."""
+
+    def __init__(
+        self,
+        *,
+        event_id: _builtins.str = ...,
+        occur_time: _timestamp_pb2.Timestamp | None = ...,
+        order_id: _builtins.str = ...,
+        customer_id: _builtins.str = ...,
+        payment_id: _builtins.str = ...,
+        amount: _money_pb2.Money | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["amount", b"amount", "occur_time", b"occur_time"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["amount", b"amount", "customer_id", b"customer_id", "event_id", b"event_id", "occur_time", b"occur_time", "order_id", b"order_id", "payment_id", b"payment_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___PaymentRefunded: _TypeAlias = PaymentRefunded  # noqa: Y015

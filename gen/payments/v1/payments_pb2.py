@@ -28,7 +28,7 @@ from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__
 from google.type import money_pb2 as google_dot_type_dot_money__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1apayments/v1/payments.proto\x12\x0bpayments.v1\x1a\x1fgoogle/api/field_behavior.proto\x1a\x19google/api/resource.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x17google/type/money.proto\"\x9f\x03\n\x07Payment\x12\x12\n\x04name\x18\x01 \x01(\tB\x04\xe2\x41\x01\x08\x12\x18\n\npayment_id\x18\x02 \x01(\tB\x04\xe2\x41\x01\x03\x12\x16\n\x08order_id\x18\x03 \x01(\tB\x04\xe2\x41\x01\x03\x12\x19\n\x0b\x63ustomer_id\x18\x04 \x01(\tB\x04\xe2\x41\x01\x03\x12(\n\x06\x61mount\x18\x05 \x01(\x0b\x32\x12.google.type.MoneyB\x04\xe2\x41\x01\x03\x12\x1c\n\x0epayment_method\x18\x06 \x01(\tB\x04\xe2\x41\x01\x03\x12\x30\n\x06status\x18\x07 \x01(\x0e\x32\x1a.payments.v1.PaymentStatusB\x04\xe2\x41\x01\x03\x12\x1a\n\x0c\x64\x65\x63line_code\x18\x08 \x01(\tB\x04\xe2\x41\x01\x03\x12\x1c\n\x0e\x64\x65\x63line_reason\x18\t \x01(\tB\x04\xe2\x41\x01\x03\x12\x35\n\x0b\x63reate_time\x18\n \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03:H\xea\x41\x45\n\x1cpayments.example.com/Payment\x12\x12payments/{payment}*\x08payments2\x07payment\"+\n\x11GetPaymentRequest\x12\x16\n\x08order_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\"Q\n\x13ListPaymentsRequest\x12\x13\n\x0b\x63ustomer_id\x18\x01 \x01(\t\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x12\n\npage_token\x18\x03 \x01(\t\"W\n\x14ListPaymentsResponse\x12&\n\x08payments\x18\x01 \x03(\x0b\x32\x14.payments.v1.Payment\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t*j\n\rPaymentStatus\x12\x1e\n\x1aPAYMENT_STATUS_UNSPECIFIED\x10\x00\x12\x1c\n\x18PAYMENT_STATUS_SUCCEEDED\x10\x01\x12\x1b\n\x17PAYMENT_STATUS_DECLINED\x10\x02\x32\xa9\x01\n\x0ePaymentService\x12\x42\n\nGetPayment\x12\x1e.payments.v1.GetPaymentRequest\x1a\x14.payments.v1.Payment\x12S\n\x0cListPayments\x12 .payments.v1.ListPaymentsRequest\x1a!.payments.v1.ListPaymentsResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1apayments/v1/payments.proto\x12\x0bpayments.v1\x1a\x1fgoogle/api/field_behavior.proto\x1a\x19google/api/resource.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x17google/type/money.proto\"\xd6\x03\n\x07Payment\x12\x12\n\x04name\x18\x01 \x01(\tB\x04\xe2\x41\x01\x08\x12\x18\n\npayment_id\x18\x02 \x01(\tB\x04\xe2\x41\x01\x03\x12\x16\n\x08order_id\x18\x03 \x01(\tB\x04\xe2\x41\x01\x03\x12\x19\n\x0b\x63ustomer_id\x18\x04 \x01(\tB\x04\xe2\x41\x01\x03\x12(\n\x06\x61mount\x18\x05 \x01(\x0b\x32\x12.google.type.MoneyB\x04\xe2\x41\x01\x03\x12\x1c\n\x0epayment_method\x18\x06 \x01(\tB\x04\xe2\x41\x01\x03\x12\x30\n\x06status\x18\x07 \x01(\x0e\x32\x1a.payments.v1.PaymentStatusB\x04\xe2\x41\x01\x03\x12\x1a\n\x0c\x64\x65\x63line_code\x18\x08 \x01(\tB\x04\xe2\x41\x01\x03\x12\x1c\n\x0e\x64\x65\x63line_reason\x18\t \x01(\tB\x04\xe2\x41\x01\x03\x12\x35\n\x0b\x63reate_time\x18\n \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03\x12\x35\n\x0brefund_time\x18\x0b \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03:H\xea\x41\x45\n\x1cpayments.example.com/Payment\x12\x12payments/{payment}*\x08payments2\x07payment\"+\n\x11GetPaymentRequest\x12\x16\n\x08order_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\"Q\n\x13ListPaymentsRequest\x12\x13\n\x0b\x63ustomer_id\x18\x01 \x01(\t\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x12\n\npage_token\x18\x03 \x01(\t\"W\n\x14ListPaymentsResponse\x12&\n\x08payments\x18\x01 \x03(\x0b\x32\x14.payments.v1.Payment\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t*\xbe\x01\n\rPaymentStatus\x12\x1e\n\x1aPAYMENT_STATUS_UNSPECIFIED\x10\x00\x12\x1c\n\x18PAYMENT_STATUS_SUCCEEDED\x10\x01\x12\x1b\n\x17PAYMENT_STATUS_DECLINED\x10\x02\x12\x1b\n\x17PAYMENT_STATUS_REFUNDED\x10\x03\x12\x19\n\x15PAYMENT_STATUS_VOIDED\x10\x04\x12\x1a\n\x16PAYMENT_STATUS_PENDING\x10\x05\x32\xa9\x01\n\x0ePaymentService\x12\x42\n\nGetPayment\x12\x1e.payments.v1.GetPaymentRequest\x1a\x14.payments.v1.Payment\x12S\n\x0cListPayments\x12 .payments.v1.ListPaymentsRequest\x1a!.payments.v1.ListPaymentsResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -55,20 +55,22 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_PAYMENT'].fields_by_name['decline_reason']._serialized_options = b'\342A\001\003'
   _globals['_PAYMENT'].fields_by_name['create_time']._loaded_options = None
   _globals['_PAYMENT'].fields_by_name['create_time']._serialized_options = b'\342A\001\003'
+  _globals['_PAYMENT'].fields_by_name['refund_time']._loaded_options = None
+  _globals['_PAYMENT'].fields_by_name['refund_time']._serialized_options = b'\342A\001\003'
   _globals['_PAYMENT']._loaded_options = None
   _globals['_PAYMENT']._serialized_options = b'\352AE\n\034payments.example.com/Payment\022\022payments/{payment}*\010payments2\007payment'
   _globals['_GETPAYMENTREQUEST'].fields_by_name['order_id']._loaded_options = None
   _globals['_GETPAYMENTREQUEST'].fields_by_name['order_id']._serialized_options = b'\342A\001\002'
-  _globals['_PAYMENTSTATUS']._serialized_start=796
-  _globals['_PAYMENTSTATUS']._serialized_end=902
+  _globals['_PAYMENTSTATUS']._serialized_start=852
+  _globals['_PAYMENTSTATUS']._serialized_end=1042
   _globals['_PAYMENT']._serialized_start=162
-  _globals['_PAYMENT']._serialized_end=577
-  _globals['_GETPAYMENTREQUEST']._serialized_start=579
-  _globals['_GETPAYMENTREQUEST']._serialized_end=622
-  _globals['_LISTPAYMENTSREQUEST']._serialized_start=624
-  _globals['_LISTPAYMENTSREQUEST']._serialized_end=705
-  _globals['_LISTPAYMENTSRESPONSE']._serialized_start=707
-  _globals['_LISTPAYMENTSRESPONSE']._serialized_end=794
-  _globals['_PAYMENTSERVICE']._serialized_start=905
-  _globals['_PAYMENTSERVICE']._serialized_end=1074
+  _globals['_PAYMENT']._serialized_end=632
+  _globals['_GETPAYMENTREQUEST']._serialized_start=634
+  _globals['_GETPAYMENTREQUEST']._serialized_end=677
+  _globals['_LISTPAYMENTSREQUEST']._serialized_start=679
+  _globals['_LISTPAYMENTSREQUEST']._serialized_end=760
+  _globals['_LISTPAYMENTSRESPONSE']._serialized_start=762
+  _globals['_LISTPAYMENTSRESPONSE']._serialized_end=849
+  _globals['_PAYMENTSERVICE']._serialized_start=1045
+  _globals['_PAYMENTSERVICE']._serialized_end=1214
 # @@protoc_insertion_point(module_scope)

@@ -33,6 +33,12 @@ class _PaymentStatusEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_Payment
     """The charge went through."""
     PAYMENT_STATUS_DECLINED: _PaymentStatus.ValueType  # 2
     """The charge was declined."""
+    PAYMENT_STATUS_REFUNDED: _PaymentStatus.ValueType  # 3
+    """The charge was refunded in full (see `refund_time`)."""
+    PAYMENT_STATUS_VOIDED: _PaymentStatus.ValueType  # 4
+    """The order was cancelled before it was charged: nothing was charged."""
+    PAYMENT_STATUS_PENDING: _PaymentStatus.ValueType  # 5
+    """The charge is being made."""
 
 class PaymentStatus(_PaymentStatus, metaclass=_PaymentStatusEnumTypeWrapper):
     """The outcome of a payment."""
@@ -43,11 +49,19 @@ PAYMENT_STATUS_SUCCEEDED: PaymentStatus.ValueType  # 1
 """The charge went through."""
 PAYMENT_STATUS_DECLINED: PaymentStatus.ValueType  # 2
 """The charge was declined."""
+PAYMENT_STATUS_REFUNDED: PaymentStatus.ValueType  # 3
+"""The charge was refunded in full (see `refund_time`)."""
+PAYMENT_STATUS_VOIDED: PaymentStatus.ValueType  # 4
+"""The order was cancelled before it was charged: nothing was charged."""
+PAYMENT_STATUS_PENDING: PaymentStatus.ValueType  # 5
+"""The charge is being made."""
 Global___PaymentStatus: _TypeAlias = PaymentStatus  # noqa: Y015
 
 @_typing.final
 class Payment(_message.Message):
-    """One charge of one order (there is at most one per order)."""
+    """The one payment of one order: its charge and, if the order was cancelled
+    after the charge, its refund.
+    """
 
     DESCRIPTOR: _descriptor.Descriptor
 
@@ -61,6 +75,7 @@ class Payment(_message.Message):
     DECLINE_CODE_FIELD_NUMBER: _builtins.int
     DECLINE_REASON_FIELD_NUMBER: _builtins.int
     CREATE_TIME_FIELD_NUMBER: _builtins.int
+    REFUND_TIME_FIELD_NUMBER: _builtins.int
     name: _builtins.str
     """Resource name, `payments/{payment_id}`."""
     payment_id: _builtins.str
@@ -85,6 +100,10 @@ class Payment(_message.Message):
     def create_time(self) -> _timestamp_pb2.Timestamp:
         """When the payment was taken."""
 
+    @_builtins.property
+    def refund_time(self) -> _timestamp_pb2.Timestamp:
+        """When the charge was refunded; set in PAYMENT_STATUS_REFUNDED."""
+
     def __init__(
         self,
         *,
@@ -98,10 +117,11 @@ class Payment(_message.Message):
         decline_code: _builtins.str = ...,
         decline_reason: _builtins.str = ...,
         create_time: _timestamp_pb2.Timestamp | None = ...,
+        refund_time: _timestamp_pb2.Timestamp | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["amount", b"amount", "create_time", b"create_time"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["amount", b"amount", "create_time", b"create_time", "refund_time", b"refund_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["amount", b"amount", "create_time", b"create_time", "customer_id", b"customer_id", "decline_code", b"decline_code", "decline_reason", b"decline_reason", "name", b"name", "order_id", b"order_id", "payment_id", b"payment_id", "payment_method", b"payment_method", "status", b"status"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["amount", b"amount", "create_time", b"create_time", "customer_id", b"customer_id", "decline_code", b"decline_code", "decline_reason", b"decline_reason", "name", b"name", "order_id", b"order_id", "payment_id", b"payment_id", "payment_method", b"payment_method", "refund_time", b"refund_time", "status", b"status"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
