@@ -1,4 +1,4 @@
-"""The services and HTTP routes in the contracts are exactly the public contract of DESIGN.md."""
+"""The services and HTTP routes in the contracts are exactly the public contract of docs/architecture.md."""
 
 from __future__ import annotations
 
