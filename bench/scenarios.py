@@ -8,12 +8,14 @@ import json
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Protocol
 
 import grpc
 import nats
 from nats.aio.client import Client as NatsClient
 from nats.aio.msg import Msg
 from nats.js import api
+from orders.v1 import events_pb2 as order_events
 from orders.v1 import orders_pb2, orders_pb2_grpc
 from payments.v1 import events_pb2 as payment_events
 
@@ -139,19 +141,64 @@ async def run_interleaved(measure: Measure, scenarios: Sequence[Scenario]) -> di
     return results
 
 
-def payment_tracker(nc: NatsClient) -> AckTracker:
-    """Final = order_svc acked the payment event; notified = notification_svc acked it."""
+class Tracker(Protocol):
+    """When each order reached each milestone."""
 
-    def order_id_of(msg: Msg) -> str:
-        return str(payment_events.PaymentSuccessful.FromString(msg.data).order_id)  # same field in PaymentFailed
+    async def start(self) -> None: ...
 
-    return AckTracker(
-        nc,
-        stream="PAYMENTS",
-        subject="payments.>",
-        milestones={"order-svc-payments": FINAL, "notification-svc-payments": NOTIFIED},
-        order_id_of=order_id_of,
-    )
+    async def stop(self) -> None: ...
+
+    def reset(self) -> None: ...
+
+    async def wait(self, order_id: str, milestone: str, timeout: float) -> float: ...
+
+
+class SagaTracker:
+    """Final = order_svc acked the payment event; notified = notification_svc acked the order's final change."""
+
+    def __init__(self, nc: NatsClient) -> None:
+        def paid_order(msg: Msg) -> str:
+            return str(payment_events.PaymentSuccessful.FromString(msg.data).order_id)  # same field in PaymentFailed
+
+        def final_change(msg: Msg) -> str:
+            change = order_events.OrderStateChanged.FromString(msg.data)
+            return change.order_id if change.state != orders_pb2.ORDER_STATE_CREATED else ""
+
+        self._final = AckTracker(
+            nc,
+            stream="PAYMENTS",
+            subject="payments.>",
+            milestones={"order-svc-payments": FINAL},
+            order_id_of=paid_order,
+        )
+        self._notified = AckTracker(
+            nc,
+            stream="ORDERS",
+            subject="orders.changed.>",
+            milestones={"notification-svc-orders": NOTIFIED},
+            order_id_of=final_change,
+        )
+
+    async def start(self) -> None:
+        await self._final.start()
+        await self._notified.start()
+
+    async def stop(self) -> None:
+        await self._final.stop()
+        await self._notified.stop()
+
+    def reset(self) -> None:
+        self._final.reset()
+        self._notified.reset()
+
+    async def wait(self, order_id: str, milestone: str, timeout: float) -> float:
+        tracker = self._notified if milestone == NOTIFIED else self._final
+        return await tracker.wait(order_id, milestone, timeout)
+
+
+def payment_tracker(nc: NatsClient) -> SagaTracker:
+    """The saga's milestones, seen from NATS alone."""
+    return SagaTracker(nc)
 
 
 def bare_tracker(nc: NatsClient) -> AckTracker:
@@ -168,9 +215,7 @@ def bare_tracker(nc: NatsClient) -> AckTracker:
 CreateFn = Callable[[str], Awaitable[str]]
 
 
-def saga_ops(
-    measure: Measure, create_for: Callable[[str], CreateFn], tracker: AckTracker
-) -> Callable[[str], Operation]:
+def saga_ops(measure: Measure, create_for: Callable[[str], CreateFn], tracker: Tracker) -> Callable[[str], Operation]:
     """Orders placed by ``create_for(run)(i)`` (returns the order id), each followed until notified."""
 
     def make_op(run: str) -> Operation:

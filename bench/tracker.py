@@ -101,6 +101,9 @@ class AckTracker:
         self.events_seen += 1
         seq = msg.metadata.sequence.stream
         order_id = self._order_id_of(msg)
+        if not order_id:  # an event that marks no milestone (e.g. a change to a non-final state)
+            self._early_acks.pop(seq, None)
+            return
         self._order_of_seq[seq] = order_id
         for milestone, at in self._early_acks.pop(seq, ()):
             self._mark(order_id, milestone, at)

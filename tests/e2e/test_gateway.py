@@ -114,8 +114,11 @@ async def test_place_get_list_cancel_watch(http: httpx.AsyncClient) -> None:
     again = await http.post(f"/v1/orders/{order_id}:cancel", json={})
     assert again.status_code == 400
     assert again.json()["code"] == grpc.StatusCode.FAILED_PRECONDITION.value[0]
-    # A cancelled order's stream ends at once with its final state.
-    assert [e["state"] for e in await watch(http, third["orderId"])] == ["ORDER_STATE_CANCELLED"]
+    # A cancelled order's stream stays CANCELLED and ends once its money side is known (voided or refunded).
+    changes = await watch(http, third["orderId"])
+    assert {e["state"] for e in changes} == {"ORDER_STATE_CANCELLED"}
+    assert changes[-1]["paymentId"]
+    assert changes[-1]["refundState"] != "REFUND_STATE_PENDING"
 
 
 async def test_declined_payment_is_watched_to_cancelled(http: httpx.AsyncClient) -> None:
