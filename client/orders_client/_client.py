@@ -16,8 +16,8 @@ from orders.v1 import orders_pb2, orders_pb2_grpc
 from tenacity import AsyncRetrying, retry_if_exception_type, stop_before_delay, wait_exponential_jitter
 
 from orders_client._convert import draft_to_pb, order_from_pb
-from orders_client._errors import DeadlineExceeded, OrdersError, Unavailable, from_rpc_error
-from orders_client._models import LineItem, Order
+from orders_client._errors import DeadlineExceeded, OrdersError, Unavailable, Unreachable, from_rpc_error
+from orders_client._models import LineItem, Order, OrderState, RefundState
 
 __all__ = ["DEFAULT_TARGET", "IDEMPOTENCY_KEY_HEADER", "TARGET_ENV", "OrdersClient"]
 
@@ -32,6 +32,15 @@ def _order_id(order: Order | str) -> str:
     return order.order_id if isinstance(order, Order) else order.removeprefix("orders/")
 
 
+def _describe(order: Order) -> str:
+    """``PAID``, ``CANCELLED`` or e.g. ``CANCELLED, refund PENDING`` / ``CANCELLED, payment outcome unknown``."""
+    if order.state is OrderState.CANCELLED and not order.payment_id:
+        return "CANCELLED, payment outcome unknown"
+    if order.refund_state is not RefundState.NONE:
+        return f"{order.state.value}, refund {order.refund_state.value}"
+    return order.state.value
+
+
 class OrdersClient:
     """Async client of the order service.
 
@@ -41,6 +50,14 @@ class OrdersClient:
     retry UNAVAILABLE and DEADLINE_EXCEEDED with exponential backoff and jitter; ``cancel_order``
     never retries (a repeated cancel of a cancelled order would fail). Use it as ``async with``,
     or call :meth:`close`.
+
+    First contact is different: until the channel has once connected to ``target``, a call first
+    waits at most ``connect_timeout`` seconds for the connection, and if none is made (connection
+    refused, unknown host, nothing answering) raises :class:`Unreachable` at once, without retries:
+    a wrong address or a stack that is not running is not a transient failure, and waiting out the
+    whole ``deadline`` would only hide it. The next call checks again. Once the target has answered,
+    UNAVAILABLE and DEADLINE_EXCEEDED are transient (a restart, a dropped connection, a slow
+    answer) and keep their retries.
     """
 
     def __init__(
@@ -50,21 +67,25 @@ class OrdersClient:
         credentials: grpc.ChannelCredentials | None = None,
         timeout: float = 10.0,
         deadline: float = 30.0,
+        connect_timeout: float = 2.0,
         interceptors: Sequence[Any] = (),
         options: Sequence[tuple[str, Any]] = (),
     ) -> None:
         self.target = target or os.environ.get(TARGET_ENV) or DEFAULT_TARGET
         self.timeout = timeout
         self.deadline = deadline
+        self.connect_timeout = connect_timeout
         self._credentials = credentials
         self._interceptors = list(interceptors)
         self._options = list(options)
         self._channel: grpc.aio.Channel | None = None
         self._stub: orders_pb2_grpc.OrderServiceAsyncStub | None = None
+        self._reached = False  # the channel has connected to the target at least once
+        self._connecting = asyncio.Lock()
 
-    def _service(self) -> orders_pb2_grpc.OrderServiceAsyncStub:
-        # The channel is made lazily, inside the event loop that uses it.
-        if self._stub is None:
+    async def _service(self) -> orders_pb2_grpc.OrderServiceAsyncStub:
+        """The stub; on first contact, only once the channel has connected (else Unreachable, see the class)."""
+        if self._stub is None:  # made lazily, inside the event loop that uses it
             if self._credentials is None:
                 self._channel = grpc.aio.insecure_channel(self.target, self._options, None, self._interceptors)
             else:
@@ -72,12 +93,27 @@ class OrdersClient:
                     self.target, self._credentials, self._options, None, self._interceptors
                 )
             self._stub = orders_pb2_grpc.OrderServiceStub(self._channel)
-        return self._stub
+        stub, channel = self._stub, self._channel
+        if not self._reached and channel is not None:
+            async with self._connecting:
+                if not self._reached:
+                    wait = min(self.connect_timeout, self.deadline)
+                    try:
+                        async with asyncio.timeout(wait):
+                            await channel.channel_ready()
+                    except TimeoutError:
+                        raise Unreachable(
+                            f"cannot reach the order service at {self.target} (no connection within {wait:g}s)",
+                            target=self.target,
+                        ) from None
+                    self._reached = True
+        return stub
 
     async def close(self) -> None:
         if self._channel is not None:
             await self._channel.close(None)
         self._channel = self._stub = None
+        self._reached = False
 
     async def __aenter__(self) -> Self:
         return self
@@ -137,7 +173,7 @@ class OrdersClient:
             raise OrdersError(str(error)) from None
         request = orders_pb2.CreateOrderRequest(order=draft_to_pb(customer_id, lines, payment_method))
         metadata = ((IDEMPOTENCY_KEY_HEADER, idempotency_key or str(uuid.uuid4())),)
-        stub = self._service()
+        stub = await self._service()
 
         async def attempt(timeout: float) -> orders_pb2.Order:
             return await stub.CreateOrder(request, timeout=timeout, metadata=metadata)
@@ -146,7 +182,7 @@ class OrdersClient:
 
     async def get_order(self, order_id: str) -> Order:
         """The order now; OrderNotFound if no order has this id."""
-        stub = self._service()
+        stub = await self._service()
         request = orders_pb2.GetOrderRequest(order_id=_order_id(order_id))
 
         async def attempt(timeout: float) -> orders_pb2.Order:
@@ -156,7 +192,7 @@ class OrdersClient:
 
     async def list_orders(self, customer_id: str = "", *, page_size: int = 100) -> AsyncIterator[Order]:
         """Every order of ``customer_id`` (every customer's if empty), newest first, fetching page after page."""
-        stub = self._service()
+        stub = await self._service()
         token = ""
         while True:
             request = orders_pb2.ListOrdersRequest(customer_id=customer_id, page_size=page_size, page_token=token)
@@ -173,7 +209,7 @@ class OrdersClient:
 
     async def cancel_order(self, order_id: str, reason: str = "") -> Order:
         """Cancel a CREATED order; OrderNotCancellable if it is already PAID or CANCELLED. Never retried."""
-        stub = self._service()
+        stub = await self._service()
         request = orders_pb2.CancelOrderRequest(order_id=_order_id(order_id), reason=reason)
 
         async def attempt(timeout: float) -> orders_pb2.Order:
@@ -182,26 +218,30 @@ class OrdersClient:
         return order_from_pb(await self._call(attempt, retry=False))
 
     async def watch_order(self, order: Order | str) -> AsyncIterator[Order]:
-        """Yield the order now and after every change; ends after it reaches PAID or CANCELLED.
+        """Yield the order now and after every change; ends once it is settled (see :attr:`Order.is_settled`).
 
-        A dropped stream (UNAVAILABLE, or closed early) is reopened with backoff until ``deadline``
-        passes without any message; an order seen twice across reconnects is yielded once.
+        Settled means PAID, or CANCELLED with its money side known: an order cancelled while its
+        payment was in flight goes on to show the void, or the charge and its refund.
+
+        A dropped stream (UNAVAILABLE, or closed before the order is settled) is reopened with
+        backoff; after ``deadline`` seconds of reopening without a new version it raises Unavailable.
+        An order seen twice across reconnects is yielded once.
         """
-        stub = self._service()
+        stub = await self._service()
         request = orders_pb2.WatchOrderRequest(order_id=_order_id(order))
         last: Order | None = None
         failures = 0
-        quiet_since = time.monotonic()
+        since = time.monotonic()  # start of the current run of attempts that brought nothing new
         while True:
+            opened, progressed = time.monotonic(), False
             call = stub.WatchOrder(request)
             try:
                 async for message in call:
-                    failures, quiet_since = 0, time.monotonic()
                     current = order_from_pb(message)
                     if current != last:
-                        last = current
+                        last, progressed = current, True
                         yield current
-                    if current.is_final:
+                    if current.is_settled:
                         return
             except grpc.aio.AioRpcError as error:
                 mapped = from_rpc_error(error)
@@ -209,14 +249,20 @@ class OrdersClient:
                     raise mapped from None
             finally:
                 call.cancel()
+            now = time.monotonic()
+            if progressed or now - opened > self.deadline:  # a new version, or a long-lived stream: start afresh
+                failures, since = 0, now
             failures += 1
-            if time.monotonic() - quiet_since > self.deadline:
+            if now - since > self.deadline:
                 raise Unavailable(f"lost the watch of orders/{request.order_id} and could not resume it")
             await asyncio.sleep(min(2.0, 0.05 * 2**failures) * (0.5 + random.random() / 2))
 
     async def wait_until_final(self, order: Order | str, timeout: float = 60.0) -> Order:
-        """The order once it is PAID or CANCELLED; DeadlineExceeded (a TimeoutError) after ``timeout`` seconds."""
-        if isinstance(order, Order) and order.is_final:
+        """The order once it is settled; DeadlineExceeded (a TimeoutError) after ``timeout`` seconds.
+
+        Settled (:attr:`Order.is_settled`): PAID, or CANCELLED with its money side known (no refund pending).
+        """
+        if isinstance(order, Order) and order.is_settled:
             return order
         last: Order | None = None
         try:
@@ -224,10 +270,10 @@ class OrdersClient:
                 async for seen in self.watch_order(order):
                     last = seen
         except TimeoutError:
-            state = last.state.value if last is not None else "unknown"
+            state = _describe(last) if last is not None else "unknown"
             raise DeadlineExceeded(
-                f"orders/{_order_id(order)} is not final after {timeout}s (last state: {state})"
+                f"orders/{_order_id(order)} is not settled after {timeout}s (last state: {state})"
             ) from None
-        if last is None or not last.is_final:  # pragma: no cover - watch_order ends only at a final state
-            raise OrdersError(f"the watch of orders/{_order_id(order)} ended before a final state")
+        if last is None or not last.is_settled:  # pragma: no cover - watch_order ends only once settled
+            raise OrdersError(f"the watch of orders/{_order_id(order)} ended before the order was settled")
         return last

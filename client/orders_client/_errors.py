@@ -9,6 +9,7 @@
     │   └── OrderNotCancellable       reason ORDER_NOT_CANCELLABLE (the order is already final)
     ├── IdempotencyConflict           ALREADY_EXISTS; the key was first used for a different order
     ├── Unavailable                   UNAVAILABLE; the service cannot be reached (transient)
+    │   └── Unreachable               no connection to the target at all on first contact (not retried)
     └── DeadlineExceeded              DEADLINE_EXCEEDED, or a client-side deadline ran out (also a TimeoutError)
 """
 
@@ -32,6 +33,7 @@ __all__ = [
     "OrderNotFound",
     "OrdersError",
     "Unavailable",
+    "Unreachable",
     "from_rpc_error",
     "from_status",
 ]
@@ -110,6 +112,17 @@ class IdempotencyConflict(OrdersError):
 
 class Unavailable(OrdersError):
     """The service could not be reached (transient: worth retrying later)."""
+
+
+class Unreachable(Unavailable):
+    """No connection to ``target`` on first contact (nothing listens there, wrong host or port); never retried.
+
+    Raised once the client's ``connect_timeout`` has passed without a connection; ``target`` is the address tried.
+    """
+
+    def __init__(self, message: str, *, target: str) -> None:
+        super().__init__(message, code=grpc.StatusCode.UNAVAILABLE)
+        self.target = target
 
 
 class DeadlineExceeded(OrdersError, TimeoutError):

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from enum import StrEnum
 
-__all__ = ["LineItem", "Money", "Order", "OrderState"]
+from orders.v1 import orders_pb2
+
+__all__ = ["Actor", "LineItem", "Money", "Order", "OrderState", "OrderStep", "RefundState", "StepKind"]
 
 _NANOS = Decimal(1_000_000_000)
 _CENTS = Decimal("0.01")
@@ -25,6 +27,35 @@ class OrderState(StrEnum):
     @property
     def is_final(self) -> bool:
         return self in (OrderState.PAID, OrderState.CANCELLED)
+
+
+class RefundState(StrEnum):
+    """The money side of a cancelled order that had been charged; NONE when no refund is owed."""
+
+    NONE = "NONE"
+    PENDING = "PENDING"
+    REFUNDED = "REFUNDED"
+
+
+class StepKind(StrEnum):
+    """What happened at one step of an order's life (UNSPECIFIED: a kind this client does not know)."""
+
+    UNSPECIFIED = "UNSPECIFIED"
+    PLACED = "PLACED"
+    PAYMENT_SUCCEEDED = "PAYMENT_SUCCEEDED"
+    PAYMENT_DECLINED = "PAYMENT_DECLINED"
+    CANCELLED = "CANCELLED"
+    PAYMENT_VOIDED = "PAYMENT_VOIDED"
+    REFUND_REQUESTED = "REFUND_REQUESTED"
+    REFUNDED = "REFUNDED"
+
+
+class Actor(StrEnum):
+    """Who caused a step: the customer or the payment step."""
+
+    UNSPECIFIED = "UNSPECIFIED"
+    CUSTOMER = "CUSTOMER"
+    PAYMENT = "PAYMENT"
 
 
 @dataclass(frozen=True)
@@ -101,8 +132,22 @@ class LineItem:
 
 
 @dataclass(frozen=True)
+class OrderStep:
+    """One step of an order's timeline: what happened, when (aware UTC), who caused it, and details in words."""
+
+    kind: StepKind
+    time: datetime
+    actor: Actor
+    detail: str = ""
+
+
+@dataclass(frozen=True)
 class Order:
-    """An order as the service reports it; ``create_time``/``update_time`` are aware UTC datetimes."""
+    """An order as the service reports it; ``create_time``/``update_time`` are aware UTC datetimes.
+
+    ``timeline`` lists every step, oldest first. An order received from the service also keeps
+    the message it came in (never compared or shown), so that its JSON is exactly the service's.
+    """
 
     order_id: str
     customer_id: str
@@ -114,6 +159,9 @@ class Order:
     update_time: datetime | None = None
     cancel_reason: str = ""
     payment_id: str = ""
+    refund_state: RefundState = RefundState.NONE
+    timeline: tuple[OrderStep, ...] = ()
+    _message: orders_pb2.Order | None = field(default=None, init=False, repr=False, compare=False)
 
     @property
     def name(self) -> str:
@@ -122,4 +170,20 @@ class Order:
 
     @property
     def is_final(self) -> bool:
+        """PAID or CANCELLED: the state never moves again (the money side of a cancel may still settle)."""
         return self.state.is_final
+
+    @property
+    def is_settled(self) -> bool:
+        """Nothing more will happen: PAID, or CANCELLED with its money side known.
+
+        A cancelled order's money side is known once the payment's outcome is (``payment_id`` is
+        set: declined, voided before any charge, or charged) and no refund is still PENDING.
+        """
+        if self.state is OrderState.PAID:
+            return True
+        return (
+            self.state is OrderState.CANCELLED
+            and bool(self.payment_id)
+            and self.refund_state is not RefundState.PENDING
+        )

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
 import re
 import sys
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Any, NoReturn
 
 from rich import box
@@ -15,6 +17,7 @@ from rich.console import Console
 from rich.table import Table
 
 from orders_client._client import DEFAULT_TARGET, TARGET_ENV, OrdersClient
+from orders_client._convert import order_json, orders_json
 from orders_client._errors import (
     DeadlineExceeded,
     FailedPrecondition,
@@ -23,10 +26,13 @@ from orders_client._errors import (
     OrderNotFound,
     OrdersError,
     Unavailable,
+    Unreachable,
 )
-from orders_client._models import LineItem, Money, Order, OrderState
+from orders_client._models import Actor, LineItem, Order, OrderState, OrderStep, RefundState
 
-__all__ = ["EXIT_CODES", "main", "order_to_json"]
+__all__ = ["EXIT_CODES", "main"]
+
+CONNECT_TIMEOUT = 2.0  # seconds to wait for the first connection before saying the service cannot be reached
 
 EXIT_OK = 0
 EXIT_ERROR = 1
@@ -68,6 +74,14 @@ _OPTION_OF_FIELD = {
     "idempotency-key": "--idempotency-key",
 }
 _STATE_STYLE = {OrderState.CREATED: "yellow", OrderState.PAID: "green", OrderState.CANCELLED: "red"}
+_REFUND_TEXT = {
+    RefundState.NONE: "none owed",
+    RefundState.PENDING: "[yellow]pending[/yellow]",
+    RefundState.REFUNDED: "[green]refunded[/green]",
+}
+_UNREACHABLE_HINT = (
+    f"is the stack running? Start it with `make up`, or point --target (or ${TARGET_ENV}) at the service"
+)
 
 
 def _item(text: str) -> str:
@@ -85,7 +99,12 @@ def _parser() -> argparse.ArgumentParser:
         default=argparse.SUPPRESS,
         help=f"host:port of order_svc or the gateway's gRPC listener (default: ${TARGET_ENV} or {DEFAULT_TARGET})",
     )
-    common.add_argument("--json", action="store_true", default=argparse.SUPPRESS, help="print JSON for scripts")
+    common.add_argument(
+        "--json",
+        action="store_true",
+        default=argparse.SUPPRESS,
+        help="print the API's JSON (proto3 JSON, as the gateway prints it; watch: one object per line)",
+    )
     common.add_argument(
         "--timeout",
         type=float,
@@ -117,16 +136,20 @@ def _parser() -> argparse.ArgumentParser:
     place.add_argument("--currency", default="USD", help="currency of every price (default USD)")
     place.add_argument("--payment", default="", metavar="METHOD", help="payment method, e.g. pm_card_visa")
     place.add_argument("--idempotency-key", default=None, metavar="KEY", help="reuse to make a retry safe")
-    place.add_argument("--wait", action="store_true", help="wait until the order is PAID or CANCELLED")
+    place.add_argument(
+        "--wait",
+        action="store_true",
+        help="wait until the order is settled (PAID, or CANCELLED and its money side known)",
+    )
 
-    get = commands.add_parser("get", parents=[common], help="show one order")
+    get = commands.add_parser("get", parents=[common], help="show one order, its refund state and timeline")
     get.add_argument("order_id", metavar="ID")
 
     list_ = commands.add_parser("list", parents=[common], help="list orders, newest first")
     list_.add_argument("--customer", default="", help="only this customer's orders")
     list_.add_argument("--limit", type=int, default=None, metavar="N", help="at most N orders")
 
-    watch = commands.add_parser("watch", parents=[common], help="follow an order until it is PAID or CANCELLED")
+    watch = commands.add_parser("watch", parents=[common], help="print each step of an order until it is settled")
     watch.add_argument("order_id", metavar="ID")
 
     cancel = commands.add_parser("cancel", parents=[common], help="cancel a CREATED order")
@@ -135,35 +158,29 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _money_json(money: Money) -> dict[str, str]:
-    return {"amount": str(money.amount), "currency": money.currency}
+def _dump(data: Any, *, stream: Any = None) -> None:
+    """One compact JSON document on one line, flushed (a watch prints as each change arrives)."""
+    print(json.dumps(data, ensure_ascii=False, separators=(",", ":")), file=stream or sys.stdout, flush=True)
 
 
-def order_to_json(order: Order) -> dict[str, Any]:
-    """The order as plain JSON: snake_case keys, amounts as decimal strings, times in ISO 8601."""
-    return {
-        "order_id": order.order_id,
-        "name": order.name,
-        "customer_id": order.customer_id,
-        "state": order.state.value,
-        "total": _money_json(order.total),
-        "line_items": [
-            {"sku": i.sku, "quantity": i.quantity, "unit_price": _money_json(i.unit_price)} for i in order.line_items
-        ],
-        "payment_method": order.payment_method,
-        "cancel_reason": order.cancel_reason,
-        "payment_id": order.payment_id,
-        "create_time": order.create_time.isoformat() if order.create_time else None,
-        "update_time": order.update_time.isoformat() if order.update_time else None,
-    }
+def _when(moment: datetime | None) -> str:
+    return moment.isoformat(timespec="seconds") if moment else ""
+
+
+def _step_label(step: OrderStep) -> str:
+    return step.kind.value.lower().replace("_", " ")
+
+
+def _actor(step: OrderStep) -> str:
+    return "" if step.actor is Actor.UNSPECIFIED else step.actor.value.lower()
 
 
 class _Output:
-    """Renders results as rich tables or JSON, and errors on stderr."""
+    """Renders results as rich tables or the API's JSON (via :mod:`orders_client._convert`), and errors on stderr."""
 
     def __init__(self, as_json: bool) -> None:
         self.as_json = as_json
-        self.out = Console(soft_wrap=as_json, highlight=False)
+        self.out = Console(highlight=False)
         if not self.out.is_terminal and "COLUMNS" not in os.environ:
             self.out.width = 120  # piped: no terminal to fit, keep table rows on one line
         self.err = Console(stderr=True, highlight=False, soft_wrap=True)
@@ -174,12 +191,13 @@ class _Output:
 
     def order(self, order: Order) -> None:
         if self.as_json:
-            self.out.print_json(data=order_to_json(order), indent=None)
+            _dump(order_json(order))
             return
         table = Table(title=order.name, show_header=False, title_justify="left")
         table.add_column("field", style="bold")
         table.add_column("value")
         table.add_row("state", self._state(order.state))
+        table.add_row("refund", _REFUND_TEXT[order.refund_state])
         table.add_row("customer", order.customer_id)
         table.add_row("total", str(order.total))
         table.add_row("payment method", order.payment_method or "(default)")
@@ -188,16 +206,23 @@ class _Output:
         if order.cancel_reason:
             table.add_row("cancel reason", order.cancel_reason)
         if order.create_time:
-            table.add_row("created", order.create_time.isoformat(timespec="seconds"))
+            table.add_row("created", _when(order.create_time))
         if order.update_time:
-            table.add_row("updated", order.update_time.isoformat(timespec="seconds"))
+            table.add_row("updated", _when(order.update_time))
         for item in order.line_items:
             table.add_row("item", f"{item.quantity} x {item.sku} @ {item.unit_price}")
         self.out.print(table)
+        if order.timeline:
+            steps = Table(title="timeline", title_justify="left", box=box.SIMPLE_HEAD)
+            for column in ("time", "step", "by", "detail"):
+                steps.add_column(column, no_wrap=column != "detail")
+            for step in order.timeline:
+                steps.add_row(_when(step.time), _step_label(step), _actor(step), step.detail)
+            self.out.print(steps)
 
     def orders(self, orders: Sequence[Order]) -> None:
         if self.as_json:
-            self.out.print_json(data=[order_to_json(o) for o in orders], indent=None)
+            _dump(orders_json(orders))
             return
         table = Table(title=f"{len(orders)} order(s)", title_justify="left", box=box.SIMPLE_HEAD)
         for column in ("id", "customer", "state", "total", "items", "created"):
@@ -209,18 +234,37 @@ class _Output:
             )
         self.out.print(table)
 
-    def change(self, order: Order) -> None:
+    def change(self, order: Order, shown: int) -> int:
+        """Print what is new in ``order``: its steps after the first ``shown``; returns the steps shown now.
+
+        JSON: the whole order, one object per line. A change without a new step (a service that
+        keeps no timeline) prints the order's state instead.
+        """
         if self.as_json:
-            self.out.print_json(data=order_to_json(order), indent=None)
+            _dump(order_json(order))
+            return len(order.timeline)
+        new = order.timeline[shown:]
+        for step in new:
+            by = f"by {_actor(step)}" if _actor(step) else ""
+            parts = [_when(step.time), order.name, _step_label(step), by, step.detail]
+            self.out.print("  ".join(part for part in parts if part), markup=False)
+        if not new:
+            reason = f"  ({order.cancel_reason})" if order.cancel_reason else ""
+            self.out.print(f"{_when(order.update_time)}  {order.name}  {self._state(order.state)}{reason}".lstrip())
+        return max(shown, len(order.timeline))
+
+    def settled(self, order: Order) -> None:
+        """The last line of a watch: ``orders/ID  PAID``, or e.g. ``orders/ID  CANCELLED  refund REFUNDED``."""
+        if self.as_json:
             return
-        when = order.update_time.isoformat(timespec="seconds") if order.update_time else ""
-        reason = f"  ({order.cancel_reason})" if order.cancel_reason else ""
-        self.out.print(f"{when}  {order.name}  {self._state(order.state)}{reason}")
+        refund = f"  refund {order.refund_state.value}" if order.refund_state is not RefundState.NONE else ""
+        self.out.print(f"{order.name}  {self._state(order.state)}{refund}")
 
     def error(self, error: OrdersError, items: Sequence[str]) -> None:
         kind = type(error).__name__
         violations = getattr(error, "violations", ())
         fields = [v for v in violations if not isinstance(v, str)]
+        hint = _UNREACHABLE_HINT if isinstance(error, Unreachable) else ""
         if self.as_json:
             body: dict[str, Any] = {
                 "type": kind,
@@ -228,18 +272,19 @@ class _Output:
                 "reason": error.reason,
                 "message": error.message,
             }
+            if hint:
+                body["hint"] = hint
             if fields:
                 body["violations"] = [
                     {"field": v.field, "option": _option(v.field, items), "description": v.description} for v in fields
                 ]
-            self.err.print_json(data={"error": body}, indent=None)
+            _dump({"error": body}, stream=sys.stderr)
             return
-        if fields:
-            self.err.print(f"error: {error.message}", markup=False)
-            for v in fields:
-                self.err.print(f"  {_option(v.field, items)} ({v.field}): {v.description}", markup=False)
-        else:
-            self.err.print(f"error: {error.message}", markup=False)
+        self.err.print(f"error: {error.message}", markup=False)
+        for v in fields:
+            self.err.print(f"  {_option(v.field, items)} ({v.field}): {v.description}", markup=False)
+        if hint:
+            self.err.print(f"  {hint}", markup=False)
 
 
 def _option(field: str, items: Sequence[str]) -> str:
@@ -260,7 +305,8 @@ def _option(field: str, items: Sequence[str]) -> str:
 
 async def _run(args: argparse.Namespace, output: _Output) -> int:
     timeout: float | None = getattr(args, "timeout", None)
-    async with OrdersClient(getattr(args, "target", None), deadline=timeout or 30.0) as client:
+    connect = min(CONNECT_TIMEOUT, timeout / 2) if timeout else CONNECT_TIMEOUT  # watch: before --timeout fires
+    async with OrdersClient(getattr(args, "target", None), deadline=timeout or 30.0, connect_timeout=connect) as client:
         if args.command == "place":
             order = await client.place_order(
                 args.customer,
@@ -281,12 +327,15 @@ async def _run(args: argparse.Namespace, output: _Output) -> int:
                 found.append(order)
             output.orders(found)
         elif args.command == "watch":
+            shown, last = 0, None
             try:
                 async with asyncio.timeout(timeout):
-                    async for order in client.watch_order(args.order_id):
-                        output.change(order)
+                    async for last in client.watch_order(args.order_id):
+                        shown = output.change(last, shown)
             except TimeoutError:
-                raise DeadlineExceeded(f"orders/{args.order_id} is not final after {timeout}s") from None
+                raise DeadlineExceeded(f"orders/{args.order_id} is not settled after {timeout}s") from None
+            if last is not None:
+                output.settled(last)
         elif args.command == "cancel":
             output.order(await client.cancel_order(args.order_id, args.reason))
     return EXIT_OK

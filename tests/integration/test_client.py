@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import subprocess
@@ -15,6 +16,8 @@ from typing import Any
 
 import grpc
 import pytest
+from google.protobuf import json_format
+from orders.v1 import orders_pb2, orders_pb2_grpc
 
 from devstack.binaries import binary
 from devstack.stack import Stack, free_port
@@ -29,8 +32,10 @@ from orders_client import (
     OrderNotFound,
     OrdersClient,
     OrderState,
+    RefundState,
+    StepKind,
     SyncOrdersClient,
-    Unavailable,
+    Unreachable,
 )
 
 FINAL_TIMEOUT = 60.0
@@ -77,8 +82,12 @@ async def test_place_order_watch_until_paid(client: OrdersClient) -> None:
 
     seen = [order async for order in client.watch_order(placed)]
     assert seen[-1].state is OrderState.PAID
-    assert [o.state for o in seen if o.is_final] == [OrderState.PAID]  # the watch ends at the final state
+    assert [o.state for o in seen if o.is_final] == [OrderState.PAID]  # the watch ends once settled
+    assert seen[-1].is_settled
     assert seen[-1].payment_id
+    assert seen[-1].refund_state is RefundState.NONE
+    assert [step.kind for step in seen[-1].timeline] == [StepKind.PLACED, StepKind.PAYMENT_SUCCEEDED]
+    assert all(step.time.tzinfo is not None for step in seen[-1].timeline)
     assert await client.get_order(placed.order_id) == seen[-1]
 
 
@@ -86,8 +95,10 @@ async def test_declined_payment_ends_cancelled_with_its_reason(client: OrdersCli
     placed = await client.place_order(customer(), ["SKU-1:1:5"], payment_method="pm_card_declined")
     final = await client.wait_until_final(placed, timeout=FINAL_TIMEOUT)
     assert final.state is OrderState.CANCELLED
+    assert final.is_settled
     assert final.cancel_reason == "payment failed: Your card was declined."
-    assert await client.wait_until_final(final, timeout=0.001) is final  # already final: no call needed
+    assert [step.kind for step in final.timeline] == [StepKind.PLACED, StepKind.PAYMENT_DECLINED, StepKind.CANCELLED]
+    assert await client.wait_until_final(final, timeout=0.001) is final  # already settled: no call needed
 
 
 @pytest.mark.parametrize("code", [grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED])
@@ -113,12 +124,12 @@ async def test_the_same_idempotency_key_returns_the_first_order(client: OrdersCl
     assert [o.order_id async for o in client.list_orders(who)] == [first.order_id]
 
 
-async def test_place_order_gives_up_at_its_deadline_when_nobody_listens() -> None:
-    async with OrdersClient(f"127.0.0.1:{free_port()}", timeout=0.5, deadline=1.5) as client:
+async def test_place_order_says_unreachable_at_once_when_nobody_listens() -> None:
+    async with OrdersClient(f"127.0.0.1:{free_port()}", timeout=0.5, deadline=30, connect_timeout=1.0) as client:
         started = time.monotonic()
-        with pytest.raises(Unavailable):
+        with pytest.raises(Unreachable):
             await client.place_order(customer(), ["SKU-1:1:1"])
-        assert time.monotonic() - started < 5
+        assert time.monotonic() - started < 3  # the connect timeout, not the 30 s deadline
 
 
 async def test_list_orders_iterates_every_page_newest_first(client: OrdersClient) -> None:
@@ -196,6 +207,13 @@ def orders_cli(stack: Stack, *args: str, timeout: float = 90) -> subprocess.Comp
     )
 
 
+def api_json(stack: Stack, method: str, request: Any) -> Any:
+    """What the service answers, in the proto3 JSON mapping the gateway prints (always_print_primitive_fields)."""
+    with grpc.insecure_channel(stack.order.target) as channel:
+        answer = getattr(orders_pb2_grpc.OrderServiceStub(channel), method)(request, timeout=10)
+    return json_format.MessageToDict(answer, always_print_fields_with_no_presence=True)
+
+
 def test_cli_place_wait_get_list_and_watch(stack: Stack) -> None:
     who = customer()
     placed = orders_cli(
@@ -203,37 +221,51 @@ def test_cli_place_wait_get_list_and_watch(stack: Stack) -> None:
     )
     assert placed.returncode == 0, placed.stderr
     order = json.loads(placed.stdout)
-    assert order["state"] == "PAID"
-    assert order["total"] == {"amount": "25.00", "currency": "USD"}
+    assert order["state"] == "ORDER_STATE_PAID"
+    assert order["total"] == {"currencyCode": "USD", "units": "25", "nanos": 0}
+    assert order["refundState"] == "REFUND_STATE_UNSPECIFIED"
+    assert [step["kind"] for step in order["timeline"]] == [
+        "ORDER_STEP_KIND_PLACED",
+        "ORDER_STEP_KIND_PAYMENT_SUCCEEDED",
+    ]
+    assert order == api_json(stack, "GetOrder", orders_pb2.GetOrderRequest(order_id=order["orderId"]))
 
-    shown = orders_cli(stack, "get", order["order_id"])
+    shown = orders_cli(stack, "get", order["orderId"])
     assert shown.returncode == 0, shown.stderr
     assert order["name"] in shown.stdout
     assert "PAID" in shown.stdout
     assert "25.00 USD" in shown.stdout
+    assert "none owed" in shown.stdout
+    assert "payment succeeded" in shown.stdout
 
     listed = orders_cli(stack, "list", "--customer", who)
     assert listed.returncode == 0, listed.stderr
-    assert order["order_id"] in listed.stdout
+    assert order["orderId"] in listed.stdout
 
-    watched = orders_cli(stack, "watch", order["order_id"])
+    watched = orders_cli(stack, "watch", order["orderId"])
     assert watched.returncode == 0, watched.stderr
-    assert watched.stdout.strip().splitlines()[-1].endswith(f"{order['name']}  PAID")
+    lines = watched.stdout.strip().splitlines()
+    assert "  placed  by customer" in lines[0]
+    assert lines[-1] == f"{order['name']}  PAID"
 
     as_json = orders_cli(stack, "list", "--customer", who, "--json")
-    assert [o["order_id"] for o in json.loads(as_json.stdout)] == [order["order_id"]]
+    expected = api_json(stack, "ListOrders", orders_pb2.ListOrdersRequest(customer_id=who))
+    assert json.loads(as_json.stdout) == expected
+    assert [o["orderId"] for o in expected["orders"]] == [order["orderId"]]
 
 
 def test_cli_watch_prints_each_change_as_json_lines(stack: Stack) -> None:
     placed = orders_cli(
         stack, "--json", "place", "--customer", customer(), "--item", "A:1:1", "--payment", "pm_card_declined"
     )
-    order_id = json.loads(placed.stdout)["order_id"]
+    order_id = json.loads(placed.stdout)["orderId"]
     watched = orders_cli(stack, "--json", "watch", order_id)
     assert watched.returncode == 0, watched.stderr
     changes = [json.loads(line) for line in watched.stdout.splitlines()]
-    assert changes[-1]["state"] == "CANCELLED"
-    assert changes[-1]["cancel_reason"] == "payment failed: Your card was declined."
+    assert changes[-1]["state"] == "ORDER_STATE_CANCELLED"
+    assert changes[-1]["cancelReason"] == "payment failed: Your card was declined."
+    assert changes[-1]["paymentId"]
+    assert changes[-1] == api_json(stack, "GetOrder", orders_pb2.GetOrderRequest(order_id=order_id))
 
 
 def test_cli_invalid_input_names_the_option_and_field(stack: Stack) -> None:
@@ -257,12 +289,18 @@ def test_cli_exit_codes_for_not_found_precondition_and_unavailable(stack: Stack)
 
     placed = orders_cli(stack, "--json", "place", "--customer", customer(), "--item", "A:1:1", "--wait")
     paid = json.loads(placed.stdout)
-    cancelled = orders_cli(stack, "cancel", paid["order_id"])
+    cancelled = orders_cli(stack, "cancel", paid["orderId"])
     assert cancelled.returncode == 5
     assert "only a CREATED order can be cancelled" in cancelled.stderr
 
-    down = orders_cli(stack, "--target", f"127.0.0.1:{free_port()}", "--timeout", "1", "get", "x")
+    nowhere = f"127.0.0.1:{free_port()}"
+    started = time.monotonic()
+    down = orders_cli(stack, "--target", nowhere, "get", "x")
+    assert time.monotonic() - started < 5
     assert down.returncode == 69, down.stderr
+    assert f"cannot reach the order service at {nowhere}" in down.stderr
+    assert "make up" in down.stderr
+    assert "--target" in down.stderr
 
     usage = orders_cli(stack, "place", "--customer", "alice")
     assert usage.returncode == 2
@@ -272,7 +310,7 @@ def test_cli_exit_codes_for_not_found_precondition_and_unavailable(stack: Stack)
 # --- cancelling needs the order to stay CREATED: stop payment_svc for a moment -----------------
 
 
-async def test_cancel_a_created_order_and_watch_it_end_cancelled(stack: Stack, client: OrdersClient) -> None:
+async def test_cancel_a_created_order_and_watch_it_settle(stack: Stack, client: OrdersClient) -> None:
     stack.payment.terminate()
     try:
         order = await client.place_order(customer(), ["SKU-1:1:1"], payment_method="pm_card_visa")
@@ -284,9 +322,21 @@ async def test_cancel_a_created_order_and_watch_it_end_cancelled(stack: Stack, c
         cancelled = await client.cancel_order(order.order_id, reason="changed my mind")
         assert cancelled.state is OrderState.CANCELLED
         assert cancelled.cancel_reason == "changed my mind"
-        rest: list[Order] = [o async for o in watch]
-        assert rest[-1] == cancelled
+        assert not cancelled.is_settled  # the payment's outcome is not known yet
+        assert await anext(watch) == cancelled
+        with pytest.raises(DeadlineExceeded):
+            await client.wait_until_final(order, timeout=0.3)  # cancelled, but its money side is not settled
     finally:
         stack.start_service("payment_svc")
         await stack.payment.wait_healthy()
-    assert (await client.wait_until_final(order, timeout=FINAL_TIMEOUT)).state is OrderState.CANCELLED
+    async with asyncio.timeout(FINAL_TIMEOUT):
+        rest: list[Order] = [o async for o in watch]  # the payment step voids it, or charges and refunds it
+    settled = rest[-1]
+    assert settled.is_settled
+    assert settled.state is OrderState.CANCELLED
+    assert settled.payment_id
+    assert settled.refund_state in (RefundState.NONE, RefundState.REFUNDED)
+    kinds = [step.kind for step in settled.timeline]
+    assert kinds[:2] == [StepKind.PLACED, StepKind.CANCELLED]
+    assert kinds[-1] is (StepKind.REFUNDED if settled.refund_state is RefundState.REFUNDED else StepKind.PAYMENT_VOIDED)
+    assert await client.wait_until_final(order, timeout=FINAL_TIMEOUT) == settled
