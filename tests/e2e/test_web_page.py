@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import grpc
 import pytest
-from playwright.async_api import Browser, ConsoleMessage, Page, async_playwright, expect
+from payments.v1 import payments_pb2, payments_pb2_grpc
+from playwright.async_api import Browser, ConsoleMessage, Page, Request, Route, ViewportSize, async_playwright, expect
 
+from devstack.stack import wait_for
 from tests.e2e.conftest import System
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -22,6 +26,8 @@ CHROMIUM_ARGS = [
 ]
 ARTIFACTS = Path(__file__).resolve().parents[2] / "artifacts"
 FINAL_TIMEOUT_MS = 30_000
+DESKTOP = ViewportSize(width=1280, height=900)
+PHONE = ViewportSize(width=390, height=844)
 
 pytestmark = pytest.mark.skipif(
     not CHROMIUM.exists(), reason=f"{CHROMIUM} is missing: `apt-get install -y chromium` (.ci/run does)"
@@ -56,7 +62,8 @@ async def page(browser: Browser, system: System) -> AsyncIterator[Page]:
     opened.on("pageerror", lambda error: problems.append(f"page error: {error}"))
 
     def on_console(message: ConsoleMessage) -> None:
-        if message.type == "error" and "400" not in message.text:  # a 400 answer is logged by chromium itself
+        # chromium itself logs a 400 (bad input) or 404 (unknown order in the URL) answer the test asked for
+        if message.type == "error" and not any(f"status of {code}" in message.text for code in (400, 404)):
             problems.append(f"console: {message.text}")
 
     opened.on("console", on_console)
@@ -84,7 +91,24 @@ async def place(page: Page, who: str, payment: str, quantity: str = "2", price: 
     await page.get_by_role("button", name="Place order").click()
 
 
-async def test_a_visa_order_becomes_paid_live(page: Page) -> None:
+def order_posts(page: Page) -> list[Request]:
+    """Every POST /v1/orders the page sends from now on."""
+    sent: list[Request] = []
+    page.on("request", lambda r: sent.append(r) if r.method == "POST" and r.url.endswith("/v1/orders") else None)
+    return sent
+
+
+async def timeline_kinds(page: Page) -> list[str]:
+    kinds = await page.locator("#timeline li").evaluate_all("(items) => items.map((li) => li.dataset.kind)")
+    return [str(kind) for kind in kinds]
+
+
+async def no_horizontal_scroll(page: Page) -> None:
+    width = await page.evaluate("document.documentElement.scrollWidth")
+    assert width <= PHONE["width"], f"the page is {width}px wide at {PHONE['width']}px: it scrolls sideways"
+
+
+async def test_a_visa_order_becomes_paid_live(page: Page, system: System) -> None:
     watches: list[str] = []
     page.on("request", lambda request: watches.append(request.url) if request.url.endswith(":watch") else None)
     await place(page, customer(), "pm_card_visa")
@@ -95,13 +119,29 @@ async def test_a_visa_order_becomes_paid_live(page: Page) -> None:
     await expect(status).to_contain_text("PAID")
     order_id = await status.get_attribute("data-order-id")
     assert order_id
-    assert watches == [f"{page.url.rstrip('/')}/v1/orders/{order_id}:watch"]
+    assert watches == [f"{system.url}/v1/orders/{order_id}:watch"]
     seen = await page.evaluate("window.__statuses")
     assert seen.index("CREATED") < seen.index("PAID"), seen  # it changed on screen, without a reload
 
     row = page.locator(f'#orders tr[data-order-id="{order_id}"]')
     await expect(row).to_have_attribute("data-state", "PAID")
     await expect(row).to_contain_text("25.00 USD")
+
+    # The details: the full id, the items, the total, the payment method and the timeline.
+    await expect(page.locator("#order-id")).to_have_text(order_id)
+    await expect(page.locator("#order-items tbody tr")).to_have_count(1)
+    await expect(page.locator("#order-items tbody tr")).to_contain_text("SKU-1")
+    await expect(page.locator("#order-items tbody tr")).to_contain_text("12.50 USD")
+    await expect(page.locator("#d-total")).to_have_text("25.00 USD")
+    await expect(page.locator("#d-payment")).to_have_text("Visa (pm_card_visa)")
+    await expect(page.locator("#d-money")).to_have_text("25.00 USD charged")
+    await expect(page.locator("#timeline li")).to_have_count(2)
+    assert await timeline_kinds(page) == ["PLACED", "PAYMENT_SUCCEEDED"]
+    await expect(page.locator("#timeline li").nth(0)).to_contain_text("Placed")
+    await expect(page.locator("#timeline li").nth(0)).to_contain_text("by you")
+    await expect(page.locator("#timeline li").nth(1)).to_contain_text("Payment succeeded")
+    await expect(page.locator("#timeline li").nth(1)).to_contain_text("by the payment service")
+    await expect(page.get_by_role("button", name="Cancel this order")).to_be_hidden()  # PAID: nothing to cancel
 
 
 async def test_a_declined_order_becomes_cancelled_with_its_reason(page: Page) -> None:
@@ -125,13 +165,160 @@ async def test_a_declined_order_becomes_cancelled_with_its_reason(page: Page) ->
     await expect(rows.nth(0)).to_contain_text("12.99 USD")
     await expect(rows.nth(1)).to_have_attribute("data-state", "PAID")
 
+    await expect(page.locator("#order-items tbody tr")).to_have_count(2)
+    await expect(page.locator("#d-money")).to_have_text("nothing was charged")
+    await expect(status).to_have_attribute("data-refund-state", "")  # nothing owed: no refund badge
+    assert await timeline_kinds(page) == ["PLACED", "PAYMENT_DECLINED", "CANCELLED"]
+
+
+async def test_cancelling_while_the_payment_is_in_flight_ends_refunded(page: Page, system: System) -> None:
+    await page.set_viewport_size(DESKTOP)
+    await place(page, customer(), "pm_card_visa")
+    status = page.get_by_role("status")
+    await expect(status).to_have_attribute("data-state", "CREATED")
+    order_id = await status.get_attribute("data-order-id")
+    assert order_id
+
+    # Asked to confirm first; "keep" leaves the order alone.
+    cancel = page.get_by_role("button", name="Cancel this order")
+    dialog = page.get_by_role("dialog")
+    await cancel.click()
+    await expect(dialog).to_be_visible()
+    await expect(dialog).to_contain_text(f"Order {order_id[:8]} (25.00 USD) will be cancelled")
+    await dialog.get_by_role("button", name="Keep the order").click()
+    await expect(dialog).to_be_hidden()
+    await expect(status).to_have_attribute("data-state", "CREATED")
+
+    # Confirmed while payment_svc is charging (its mock provider takes 2 s): cancelled, then refunded.
+    await cancel.click()
+    await expect(dialog).to_be_visible()
+    async with grpc.aio.insecure_channel(system.stack.payment.target) as channel:
+        payments = payments_pb2_grpc.PaymentServiceStub(channel)
+
+        async def charging() -> bool:
+            payment = await payments.GetPayment(payments_pb2.GetPaymentRequest(order_id=order_id), timeout=5)
+            return bool(payment.status == payments_pb2.PAYMENT_STATUS_PENDING)
+
+        await wait_for(charging, timeout=10, what="the charge to start")
+    async with page.expect_response(lambda r: r.url.endswith(f"/v1/orders/{order_id}:cancel")) as answer:
+        await dialog.get_by_role("button", name="Yes, cancel the order").click()
+    cancelled = await (await answer.value).json()
+    assert cancelled["state"] == "ORDER_STATE_CANCELLED"
+    assert cancelled["paymentId"] == ""  # the cancel beat the charge's outcome
+    await expect(dialog).to_be_hidden()
+    await expect(status).to_have_attribute("data-state", "CANCELLED")
+
+    await expect(status).to_have_attribute("data-refund-state", "REFUNDED", timeout=FINAL_TIMEOUT_MS)
+    await expect(status).to_contain_text("refunded")
+    await expect(page.locator("#d-money .badge")).to_have_text("refunded")
+    timeline = page.locator("#timeline li")
+    await expect(timeline).to_have_count(5)
+    assert await timeline_kinds(page) == ["PLACED", "CANCELLED", "PAYMENT_SUCCEEDED", "REFUND_REQUESTED", "REFUNDED"]
+    for i, words in enumerate(["Placed", "Cancelled", "Payment succeeded", "Refund requested", "Refunded"]):
+        await expect(timeline.nth(i)).to_contain_text(words)
+    await expect(timeline.nth(1)).to_contain_text("by you")
+    await expect(timeline.nth(1)).to_contain_text("cancelled on the web page")
+    seen = await page.evaluate("window.__statuses")
+    assert "CANCELLED" in seen  # the refund arrived live: the page saw it pending
+    row = page.locator(f'#orders tr[data-order-id="{order_id}"]')
+    await expect(row).to_have_attribute("data-refund-state", "REFUNDED")
+    await expect(row).to_contain_text("refunded")
+
     ARTIFACTS.mkdir(exist_ok=True)
     await page.screenshot(path=str(ARTIFACTS / "web-page.png"), full_page=True)
 
 
-async def test_invalid_input_shows_the_apis_field_errors_next_to_the_fields(page: Page) -> None:
+async def test_the_watched_order_survives_a_reload_and_its_id_copies(page: Page, system: System) -> None:
+    await page.context.grant_permissions(["clipboard-read", "clipboard-write"], origin=system.url)
+    await place(page, customer(), "pm_card_mastercard", quantity="3", price="0.10")
+    status = page.get_by_role("status")
+    await expect(status).to_have_attribute("data-state", "CREATED")
+    order_id = await status.get_attribute("data-order-id")
+    assert order_id
+    await expect(page).to_have_url(f"{system.url}/#order={order_id}")
+
+    await page.reload()
+    await expect(status).to_have_attribute("data-order-id", order_id)
+    await expect(page.locator("#order-id")).to_have_text(order_id)
+    await expect(page.locator("#d-payment")).to_have_text("Mastercard (pm_card_mastercard)")
+    await expect(page.locator("#d-total")).to_have_text("0.30 USD")
+    await expect(status).to_have_attribute("data-state", "PAID", timeout=FINAL_TIMEOUT_MS)  # still live
+    row = page.locator(f'#orders tr[data-order-id="{order_id}"]')
+    await expect(row).to_have_attribute("aria-current", "true")
+
+    # The full id: selectable text, and a button that copies it.
+    assert await page.locator("#order-id").evaluate("(code) => getComputedStyle(code).userSelect") == "all"
+    await page.get_by_role("button", name="Copy order id").click()
+    await expect(page.locator("#copy-note")).to_have_text("Copied.")
+    assert await page.evaluate("navigator.clipboard.readText()") == order_id
+
+    # An unknown id in the URL is said so, not shown.
+    await page.goto("/#order=no-such-order")
+    await expect(page.locator("#order-error")).to_contain_text("cannot be shown")
+    await expect(page.locator("#details")).to_be_hidden()
+
+
+async def test_client_side_validation_shows_every_bad_field_in_one_round(page: Page) -> None:
+    posts = order_posts(page)
+    await page.get_by_label("Customer").fill("x" * 129)
+    await page.get_by_label("SKU (item 1)").fill(" ")
+    await page.get_by_label("Quantity (item 1)").fill("0")
+    await page.get_by_label("Unit price (item 1)").fill("1.0000000001")
+    await page.get_by_role("button", name="Add item").click()
+    await page.get_by_label("SKU (item 2)").fill("y" * 129)
+    await page.get_by_label("Quantity (item 2)").fill("2.5")
+    await page.get_by_label("Unit price (item 2)").fill("-1")
+    await page.get_by_role("button", name="Add item").click()
+    await page.get_by_label("SKU (item 3)").fill("SKU-3")
+    await page.get_by_label("Quantity (item 3)").fill("1001")
+    await page.get_by_label("Unit price (item 3)").fill("1000000000001")
+    await page.get_by_label("Currency").fill("usd")
+    # A payment method the API does not know (the select offers none, so one is slipped in).
+    await page.locator("#payment").evaluate("(s) => s.add(new Option('Bogus', 'pm_bogus', true, true))")
+    await page.get_by_role("button", name="Place order").click()
+
+    expected = {
+        "customer": "must be at most 128 characters",
+        "payment": "unknown payment method; use one of "
+        "pm_card_amex, pm_card_declined, pm_card_mastercard, pm_card_visa",
+        "item-0-sku": "is required",
+        "item-0-quantity": "must be between 1 and 1000",
+        "item-0-price": "must have at most 9 decimal places",
+        "item-1-sku": "must be at most 128 characters",
+        "item-1-quantity": "enter a whole number",
+        "item-1-price": "must not be negative",
+        "item-2-quantity": "must be between 1 and 1000",
+        "item-2-price": "must be at most 1,000,000,000,000",
+        "currency": "must be a 3-letter ISO 4217 code, e.g. USD",
+    }
+    for field, message in expected.items():
+        await expect(page.locator(f"#{field}")).to_have_attribute("aria-invalid", "true")
+        await expect(page.locator(f"#{field}-error")).to_have_text(message)
+    await expect(page.locator("[aria-invalid]")).to_have_count(len(expected))
+    await expect(page.get_by_role("alert").first).to_have_text(f"Please correct {len(expected)} fields.")
+    await expect(page.get_by_label("Customer")).to_be_focused()
+    assert posts == []  # caught on the page: nothing was sent
+
+    # A price that is not a number at all, and an empty one.
+    await page.get_by_label("Unit price (item 1)").fill("twelve")
+    await page.get_by_label("Unit price (item 2)").fill("")
+    await page.get_by_role("button", name="Place order").click()
+    await expect(page.locator("#item-0-price-error")).to_have_text("enter a price like 12.50")
+    await expect(page.locator("#item-1-price-error")).to_have_text("is required")
+    assert posts == []
+
+
+async def test_the_apis_field_violations_show_next_to_the_fields(page: Page) -> None:
+    # The page checks the same rules first, so the request is spoiled on its way to reach the API's own checks.
+    async def spoil(route: Route) -> None:
+        body = json.loads(route.request.post_data or "{}")
+        body["customerId"] = ""
+        body["lineItems"][0]["quantity"] = 0
+        await route.continue_(post_data=json.dumps(body))
+
+    await page.route("**/v1/orders", spoil)
     async with page.expect_response(lambda r: r.url.endswith("/v1/orders") and r.request.method == "POST") as answer:
-        await place(page, "", "pm_card_visa", quantity="0")
+        await place(page, customer(), "pm_card_visa", quantity="1")
     reply = await answer.value
     assert reply.status == 400
     body = await reply.json()
@@ -150,13 +337,38 @@ async def test_invalid_input_shows_the_apis_field_errors_next_to_the_fields(page
     await expect(customer_field).to_be_focused()
     await expect(page.get_by_role("status")).not_to_have_attribute("data-state", "CREATED")
 
-    # A price the page cannot even send is caught before the API, also next to its field.
-    await page.get_by_label("Unit price (item 1)").fill("twelve")
-    await page.get_by_role("button", name="Place order").click()
-    await expect(page.locator("#item-0-price-error")).to_have_text("enter a price like 12.50")
-
-    # Corrected, the same form goes through and the errors are gone.
+    # Sent as typed, the same form goes through and the errors are gone.
+    await page.unroute("**/v1/orders")
     await place(page, customer(), "pm_card_visa", quantity="1", price="1.00")
     await expect(page.get_by_role("status")).to_have_attribute("data-state", "PAID", timeout=FINAL_TIMEOUT_MS)
     await expect(page.locator("[aria-invalid]")).to_have_count(0)
     await expect(page.locator("#customer-error")).to_be_empty()
+
+
+async def test_a_phone_wide_page_does_not_scroll_sideways(page: Page) -> None:
+    await page.set_viewport_size(PHONE)
+    await no_horizontal_scroll(page)
+
+    # With every field marked wrong …
+    await page.get_by_label("Customer").fill("")
+    await page.get_by_label("Quantity (item 1)").fill("0")
+    await page.get_by_label("Unit price (item 1)").fill("-1")
+    await page.get_by_label("Currency").fill("dollars")
+    await page.get_by_role("button", name="Place order").click()
+    await expect(page.locator("[aria-invalid]")).to_have_count(4)
+    await no_horizontal_scroll(page)
+
+    # … and with an order, its details, its timeline and the customer's orders.
+    await page.get_by_label("Currency").fill("USD")
+    await page.get_by_role("button", name="Add item").click()
+    await page.get_by_label("SKU (item 2)").fill("GIFT-WRAP-" + "X" * 40)  # a long SKU wraps
+    await page.get_by_label("Unit price (item 2)").fill("3.99")
+    await place(page, customer(), "pm_card_amex", quantity="2", price="12.50")
+    status = page.get_by_role("status")
+    await expect(status).to_have_attribute("data-state", "PAID", timeout=FINAL_TIMEOUT_MS)
+    await expect(page.locator("#timeline li")).to_have_count(2)
+    await expect(page.locator("#orders tbody tr")).to_have_count(1)
+    await no_horizontal_scroll(page)
+
+    ARTIFACTS.mkdir(exist_ok=True)
+    await page.screenshot(path=str(ARTIFACTS / "web-page-phone.png"), full_page=True)
