@@ -179,3 +179,39 @@ async def test_a_message_arriving_while_a_slow_charge_runs_starts_at_once_not_af
     # In waves the second order would wait for the first charge to end: about twice the latency.
     assert took.total_seconds() < 1.5 * latency, f"placed → PAID took {took.total_seconds():.2f}s"
     assert time.monotonic() - started < 30
+
+
+async def test_a_payment_svc_killed_between_charge_and_refund_still_refunds_exactly_once(
+    slow: tuple[Stack, SagaClient],
+) -> None:
+    stack, saga = slow
+    order = await saga.create("pm_card_visa")
+    await wait_charging(saga, order.order_id)
+    await saga.orders.CancelOrder(orders_pb2.CancelOrderRequest(order_id=order.order_id))
+
+    async def charged() -> bool:
+        payment = await saga.payments.GetPayment(payments_pb2.GetPaymentRequest(order_id=order.order_id), timeout=5)
+        return bool(payment.status == payments_pb2.PAYMENT_STATUS_SUCCEEDED)
+
+    await wait_for(charged, timeout=30, interval=0.01, what="the charge to be saved")
+    stack.payment.kill()  # the refund (1.5 s at the provider) is owed or under way: nothing saved yet
+    stack.start_service("payment_svc")
+    await stack.payment.wait_healthy()
+
+    final = await wait_settled(saga, order.order_id, timeout=90)
+    assert final.refund_state == orders_pb2.REFUND_STATE_REFUNDED
+    payment = await saga.payments.GetPayment(payments_pb2.GetPaymentRequest(order_id=order.order_id))
+    assert payment.status == payments_pb2.PAYMENT_STATUS_REFUNDED
+    kinds = await kinds_once_quiet(saga, order.order_id, expected=2)
+    assert kinds == [KIND.NOTIFICATION_KIND_ORDER_CANCELLED, KIND.NOTIFICATION_KIND_ORDER_REFUNDED]
+    nc = await nats.connect(stack.nats.url)
+    try:
+        js = nc.jetstream()
+        info = await js.stream_info("PAYMENTS")
+        subjects = [
+            (await js.get_msg("PAYMENTS", s)).subject for s in range(info.state.first_seq, info.state.last_seq + 1)
+        ]
+    finally:
+        await nc.close()
+    assert Counter(subjects)["payments.refunded"] == 1
+    assert [s.kind for s in final.timeline].count(STEP.ORDER_STEP_KIND_REFUNDED) == 1
