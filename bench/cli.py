@@ -48,6 +48,7 @@ __all__ = ["main"]
 SERVICE_NAMES = ("order_svc", "payment_svc", "notification_svc")
 SYSTEM = (*SERVICE_NAMES, "nats-server")
 BARE_ROLES = ("order", "payment", "notification")
+PROVIDER_LATENCY_MAX_MS = 10_000  # payment_svc's own bound on PAYMENT_SVC_LATENCY_MS
 
 
 def _log(line: str) -> None:
@@ -75,6 +76,24 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--profile", type=Path, default=None, help="record the services with py-spy during the gRPC runs, into DIR"
     )
+    provider = parser.add_argument_group(
+        "provider latency: the saga via gRPC on a second stack whose mock payment provider takes this long"
+    )
+    provider.add_argument(
+        "--provider-latency-ms",
+        type=int,
+        default=200,
+        help="PAYMENT_SVC_LATENCY_MS of the second stack, started after the main runs (default 200; 0 disables)",
+    )
+    provider.add_argument(
+        "--provider-latency-in-flight", default="1,16,64", help="comma-separated in-flight levels (default 1,16,64)"
+    )
+    provider.add_argument(
+        "--provider-latency-count",
+        type=int,
+        default=200,
+        help="orders per run (default 200; each run also stops starting new ones after --run-seconds)",
+    )
     running = parser.add_argument_group("target a running system instead of starting one")
     running.add_argument("--running", action="store_true", help="use the addresses below (defaults: make up's)")
     running.add_argument("--order-target", default="127.0.0.1:50051")
@@ -86,6 +105,13 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     args.levels = [int(x) for x in str(args.in_flight).split(",") if x.strip()]
     if args.count < 1 or not args.levels or min(args.levels) < 1:
         parser.error("--count and every --in-flight level must be at least 1")
+    args.provider_latency_levels = [int(x) for x in str(args.provider_latency_in_flight).split(",") if x.strip()]
+    if not 0 <= args.provider_latency_ms <= PROVIDER_LATENCY_MAX_MS:
+        parser.error(f"--provider-latency-ms must be between 0 and {PROVIDER_LATENCY_MAX_MS} (payment_svc's limit)")
+    if args.provider_latency_ms and (
+        args.provider_latency_count < 1 or not args.provider_latency_levels or min(args.provider_latency_levels) < 1
+    ):
+        parser.error("--provider-latency-count and every --provider-latency-in-flight level must be at least 1")
     return args
 
 
@@ -132,9 +158,20 @@ class Endpoints:
     pids: dict[str, int] = field(default_factory=dict)
 
 
-async def start_system(root: Path, args: argparse.Namespace, tag: str, stack: contextlib.AsyncExitStack) -> Endpoints:
-    """nats-server, the three services and (unless skipped or missing) Envoy, on free ports under ``root``."""
-    env = {"LOG_LEVEL": args.log_level, "LOG_FORMAT": "json"}
+async def start_system(
+    root: Path,
+    args: argparse.Namespace,
+    tag: str,
+    stack: contextlib.AsyncExitStack,
+    *,
+    extra_env: dict[str, str] | None = None,
+    gateway_wanted: bool = True,
+) -> Endpoints:
+    """nats-server, the three services and (unless skipped or missing) Envoy, on free ports under ``root``.
+
+    ``extra_env`` goes to every service (e.g. ``PAYMENT_SVC_LATENCY_MS``).
+    """
+    env = {"LOG_LEVEL": args.log_level, "LOG_FORMAT": "json", **(extra_env or {})}
     if os.environ.get("MONGODB_URI"):
         for service, db in (
             ("ORDER_SVC", "orders"),
@@ -144,7 +181,7 @@ async def start_system(root: Path, args: argparse.Namespace, tag: str, stack: co
             env[f"{service}_MONGODB_DATABASE"] = f"{tag}_{db}".replace("-", "_")
     system = Stack(root, env=env)
     stack.callback(system.stop)
-    _log(f"starting nats-server and the services in {root}")
+    _log(f"starting nats-server and the services in {root}" + (f" with {extra_env}" if extra_env else ""))
     await system.start()
     assert system.nats.proc is not None
     pids = {"nats-server": system.nats.proc.pid}
@@ -153,8 +190,8 @@ async def start_system(root: Path, args: argparse.Namespace, tag: str, stack: co
         assert proc is not None
         pids[name] = proc.pid
     endpoints = Endpoints(system.order.target, system.nats.url, None, None, pids)
-    if args.skip_http:
-        endpoints.gateway_skipped = "--skip-http given"
+    if args.skip_http or not gateway_wanted:
+        endpoints.gateway_skipped = "--skip-http given" if args.skip_http else "not wanted here"
         return endpoints
     try:
         binary("envoy")
@@ -415,6 +452,66 @@ def targets(doc: dict[str, Any]) -> list[dict[str, Any]]:
     ]
 
 
+MINUS_PROVIDER = ("placed_to_final", "placed_to_notification_stored")
+PERCENTILES = ("p50_ms", "p95_ms", "p99_ms", "max_ms")
+
+
+def minus_provider(run: dict[str, Any], latency_ms: float) -> dict[str, Any]:
+    """``run`` plus ``latency_minus_provider``: its placed → final / notified percentiles less the provider's latency.
+
+    Every order is charged once on its way to final, so what is left is what the system adds around the call.
+    """
+    latencies = run.get("latency", {})
+    run["latency_minus_provider"] = {
+        name: {
+            key: None if latencies[name].get(key) is None else round(latencies[name][key] - latency_ms, 3)
+            for key in PERCENTILES
+        }
+        for name in MINUS_PROVIDER
+        if name in latencies
+    }
+    return run
+
+
+async def provider_latency(args: argparse.Namespace, root: Path, tag: str) -> dict[str, Any]:
+    """The saga via gRPC on a second stack whose payment_svc runs with ``PAYMENT_SVC_LATENCY_MS``.
+
+    Started after the main stack has stopped, so the two never share the machine; no gateway
+    (the gateway's cost is measured by the main runs). Each run is bounded by its count and by
+    ``--run-seconds`` like every other.
+    """
+    latency = args.provider_latency_ms
+    if not latency:
+        return {"skipped": "--provider-latency-ms 0 given"}
+    if args.running:
+        return {"skipped": "--running given: the scenario starts its own payment_svc with PAYMENT_SVC_LATENCY_MS"}
+    started = time.perf_counter()
+    env = {"PAYMENT_SVC_LATENCY_MS": str(latency)}
+    measure = Measure(
+        args.provider_latency_count, args.provider_latency_levels, args.run_seconds, args.warmup, args.op_timeout, _log
+    )
+    section: dict[str, Any] = {
+        "latency_ms": latency,
+        "in_flight": list(measure.levels),
+        "orders_per_run": measure.count,
+        "run_budget_s": measure.budget_s,
+        "warmup": measure.warmup,
+        "via": "grpc",
+        "system": "a second stack started after the main one stopped, its services given this env",
+        "env": env,
+    }
+    latency_tag = f"{tag}-latency"
+    async with contextlib.AsyncExitStack() as stack:
+        endpoints = await start_system(
+            root / "provider-latency", args, latency_tag, stack, extra_env=env, gateway_wanted=False
+        )
+        scenarios = await system_scenarios(measure, endpoints, latency_tag, stack)
+        results = await run_interleaved(measure, scenarios)
+    section["runs"] = [minus_provider(r.to_json(), latency) for r in results.get("end_to_end", {}).get("grpc", [])]
+    section["elapsed_s"] = round(time.perf_counter() - started, 1)
+    return section
+
+
 async def run(args: argparse.Namespace) -> dict[str, Any]:
     """Everything, in order; every process started here is stopped before returning."""
     tag = f"bench{int(time.time())}"
@@ -467,6 +564,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             doc["peak_rss_mb"] = {name: peak_rss_mb(pid) for name, pid in pids.items()}
             doc["peak_rss_mb"]["bench_client"] = peak_rss_mb(os.getpid())
             doc["load_average_at_end"] = loadavg()
+        doc["provider_latency"] = await provider_latency(args, root, tag)
     finally:
         if args.keep:
             doc["work_dir"] = str(root)

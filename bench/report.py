@@ -25,6 +25,35 @@ def _latency(run: dict[str, Any], name: str) -> str:
     return " / ".join(_fmt(summary[k]) for k in ("p50_ms", "p95_ms", "p99_ms", "max_ms"))
 
 
+def _minus(run: dict[str, Any], name: str) -> str:
+    summary = run.get("latency_minus_provider", {}).get(name)
+    if not summary:
+        return "-"
+    return " / ".join(_fmt(summary[k]) for k in ("p50_ms", "p95_ms", "p99_ms"))
+
+
+def _provider_latency(section: dict[str, Any]) -> list[str]:
+    """The provider-latency runs: the saga's latencies with and without the provider's share."""
+    runs = section.get("runs")
+    if not isinstance(runs, list):
+        return []
+    latency = section.get("latency_ms")
+    lines = [
+        "",
+        f"| in flight (provider {latency} ms, gRPC) | orders/s | placed → final ms p50/p95/p99/max "
+        f"| placed → final minus {latency} ms, p50/p95/p99 | placed → notification stored ms p50/p95/p99/max "
+        f"| placed → notification stored minus {latency} ms, p50/p95/p99 |",
+        "|---:|---:|---|---|---|---|",
+    ]
+    for run in runs:
+        lines.append(
+            f"| {run['in_flight']} | {_fmt(run['per_second'])} | {_latency(run, 'placed_to_final')} "
+            f"| {_minus(run, 'placed_to_final')} | {_latency(run, 'placed_to_notification_stored')} "
+            f"| {_minus(run, 'placed_to_notification_stored')} |"
+        )
+    return lines
+
+
 def markdown(doc: dict[str, Any]) -> str:
     """Throughput, latency, cost and targets, one table each."""
     e2e, raw, ratios = doc.get("end_to_end", {}), doc.get("raw_limits", {}), doc.get("ratios", {})
@@ -69,6 +98,7 @@ def markdown(doc: dict[str, Any]) -> str:
     for run in grpc_runs:
         cpu = run.get("cpu_ms_per_op", {})
         lines.append(f"| {run['in_flight']} | " + " | ".join(_fmt(cpu.get(p), 2) for p in processes) + " |")
+    lines += _provider_latency(doc.get("provider_latency", {}))
     rss = doc.get("peak_rss_mb", {})
     lines += ["", "| peak RSS, MiB | " + " | ".join(rss) + " |", "|---|" + "---:|" * len(rss)]
     lines.append("| | " + " | ".join(_fmt(v) for v in rss.values()) + " |")

@@ -9,25 +9,34 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from bench.report import markdown
 
 ROOT = Path(__file__).resolve().parents[2]
 COUNT = 50
 LEVELS = [1, 16]
 SAGA_LATENCIES = {"create_order", "placed_to_final", "placed_to_notification_stored"}
+# The provider-latency section: a second stack whose payment_svc sleeps this long per charge; few orders.
+PROVIDER_LATENCY_MS = 100
+PROVIDER_LEVELS = [1, 4]
+PROVIDER_COUNT = 10
+PERCENTILES = ("p50_ms", "p95_ms", "p99_ms", "max_ms")
 
 
-def check_runs(runs: Any, latencies: set[str], processes: set[str]) -> None:
+def check_runs(
+    runs: Any, latencies: set[str], processes: set[str], levels: list[int] = LEVELS, count: int = COUNT
+) -> None:
     assert isinstance(runs, list), runs
-    assert [r["in_flight"] for r in runs] == LEVELS
+    assert [r["in_flight"] for r in runs] == levels
     for run in runs:
-        assert run["completed"] == COUNT, run
+        assert run["completed"] == count, run
         assert run["failed"] == 0, run
         assert run["truncated"] is False
         assert run["per_second"] > 0
         assert set(run["latency"]) == latencies
         for summary in run["latency"].values():
-            assert summary["n"] == COUNT
+            assert summary["n"] == count
             assert 0 < summary["p50_ms"] <= summary["p95_ms"] <= summary["p99_ms"] <= summary["max_ms"]
         cpu = run["cpu_ms_per_op"]
         assert processes <= set(cpu), cpu
@@ -38,6 +47,8 @@ def test_bench_prints_one_json_document_with_every_section(tmp_path: Path) -> No
     out = tmp_path / "bench.json"
     command = [sys.executable, "-m", "bench", "--count", str(COUNT), "--in-flight", ",".join(map(str, LEVELS))]
     command += ["--warmup", "10", "--run-seconds", "120", "--output", str(out)]
+    command += ["--provider-latency-ms", str(PROVIDER_LATENCY_MS), "--provider-latency-count", str(PROVIDER_COUNT)]
+    command += ["--provider-latency-in-flight", ",".join(map(str, PROVIDER_LEVELS))]
     env = {k: v for k, v in os.environ.items() if k != "MONGODB_URI"}
     done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=280, check=False)
     assert done.returncode == 0, done.stderr[-4000:]
@@ -79,6 +90,22 @@ def test_bench_prints_one_json_document_with_every_section(tmp_path: Path) -> No
         assert {"target", "goal", "measured", "met"} <= set(target)
     assert all(percent is None or percent >= 0 for percent in doc["idle_cpu_percent"].values())
 
+    provider = doc["provider_latency"]
+    assert provider["latency_ms"] == PROVIDER_LATENCY_MS
+    assert provider["in_flight"] == PROVIDER_LEVELS
+    assert provider["orders_per_run"] == PROVIDER_COUNT
+    assert provider["env"] == {"PAYMENT_SVC_LATENCY_MS": str(PROVIDER_LATENCY_MS)}
+    check_runs(provider["runs"], SAGA_LATENCIES, services, PROVIDER_LEVELS, PROVIDER_COUNT)
+    for run in provider["runs"]:
+        minus = run["latency_minus_provider"]
+        assert set(minus) == {"placed_to_final", "placed_to_notification_stored"}, minus
+        for name, summary in minus.items():
+            for key in PERCENTILES:
+                assert summary[key] == pytest.approx(run["latency"][name][key] - PROVIDER_LATENCY_MS, abs=0.002)
+            # Every charge sleeps the provider's latency: a negative remainder means the env never reached it.
+            assert summary["p50_ms"] >= 0, (name, summary)
+
     tables = markdown(doc)
     assert "| 16 | grpc |" in tables
+    assert f"| in flight (provider {PROVIDER_LATENCY_MS} ms, gRPC) |" in tables
     assert "| peak RSS, MiB |" in tables
