@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import nats
 import nats.errors
@@ -185,23 +185,45 @@ class Bus:
         """Create or update every stream this service uses (see ``stream_config``)."""
         await declare_streams(self.js, self._streams)
 
-    async def publish_all(self, messages: Sequence[Outgoing], timeout: float = 5.0) -> None:
+    async def publish_all(
+        self,
+        messages: Sequence[Outgoing],
+        timeout: float = 5.0,
+        *,
+        headers: Sequence[Mapping[str, str]] | None = None,
+    ) -> None:
         """Publish ``(subject, payload, event_id, event_type)`` messages at once and wait for every PubAck.
 
         The messages go out back to back and their acks are awaited together (no round trip
         each); any error or a missing ack raises, and the caller may publish them all again:
-        JetStream drops the repeats by their ``Nats-Msg-Id``.
+        JetStream drops the repeats by their ``Nats-Msg-Id``. ``headers``, one mapping per message,
+        adds headers of its own (e.g. the trace context).
         """
         if not messages:
             return
-        futures = [
-            await self.js.publish_async(
-                subject,
-                payload,
-                headers={MSG_ID_HEADER: event_id, EVENT_ID_HEADER: event_id, EVENT_TYPE_HEADER: event_type},
-            )
-            for subject, payload, event_id, event_type in messages
-        ]
+        if headers is None:
+            futures = [
+                await self.js.publish_async(
+                    subject,
+                    payload,
+                    headers={MSG_ID_HEADER: event_id, EVENT_ID_HEADER: event_id, EVENT_TYPE_HEADER: event_type},
+                )
+                for subject, payload, event_id, event_type in messages
+            ]
+        else:
+            futures = [
+                await self.js.publish_async(
+                    subject,
+                    payload,
+                    headers={
+                        **extra,
+                        MSG_ID_HEADER: event_id,
+                        EVENT_ID_HEADER: event_id,
+                        EVENT_TYPE_HEADER: event_type,
+                    },
+                )
+                for (subject, payload, event_id, event_type), extra in zip(messages, headers, strict=True)
+            ]
         done, pending = await asyncio.wait(futures, timeout=timeout)
         for future in pending:
             future.cancel()

@@ -14,7 +14,8 @@ import nats.js.errors
 from nats.aio.msg import Msg
 from nats.js import api
 
-from chassis.delivery import Delivery, backoff
+from chassis import metrics
+from chassis.delivery import DEAD_LETTER_STREAM, Delivery, backoff, dead_letter_subject
 from chassis.logging import get_logger
 
 if TYPE_CHECKING:
@@ -54,6 +55,8 @@ class Consumer:
 
     #: How long the server keeps one pull request open (seconds).
     PULL_EXPIRES = 2.0
+    #: Seconds between two reads of the consumer's info and its dead letters (gauges), while /metrics is served.
+    INFO_INTERVAL = 3.0
 
     def __init__(
         self, bus: Bus, stream: str, durable: str, subjects: list[str], delivery: Delivery, max_in_flight: int
@@ -119,16 +122,36 @@ class Consumer:
         inbox = self._bus.nc.new_inbox()
         sub = await self._bus.nc.subscribe(inbox, cb=self._on_msg)
         log.info("consuming", stream=self._stream, durable=self._durable, subjects=self._subjects)
+        watcher = asyncio.create_task(self._watch_info(), name="consumer-info") if metrics.serving() else None
         try:
             await self._keep_pulling(inbox)
             await self._drain()
         finally:
+            if watcher is not None:
+                watcher.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await watcher
             with contextlib.suppress(Exception):
                 await sub.unsubscribe()
             leftovers, self._waiting = self._waiting, deque()
             for msg in leftovers:  # delivered to us but not handled: let the server redeliver them now
                 with contextlib.suppress(Exception):
                     await msg.nak()
+
+    async def _watch_info(self) -> None:
+        """Every ``INFO_INTERVAL``: the consumer's pending counts and its dead letters, from JetStream, as gauges."""
+        gauges = self._delivery.metrics
+        dead_letters = dead_letter_subject(self._durable)
+        while not self._stopping.is_set():
+            try:
+                info = await self._bus.js.consumer_info(self._stream, self._durable)
+                gauges.pending.set(info.num_pending or 0)
+                gauges.ack_pending.set(info.num_ack_pending or 0)
+                parked = await self._bus.js.stream_info(DEAD_LETTER_STREAM, subjects_filter=dead_letters)
+                gauges.dead_letters.set((parked.state.subjects or {}).get(dead_letters, 0))
+            except Exception as error:  # NATS away or restarting: keep the last values, ask again later
+                log.debug("consumer info unavailable", durable=self._durable, error=repr(error))
+            await self._pause(self.INFO_INTERVAL)
 
     async def _keep_pulling(self, inbox: str) -> None:
         failures = 0

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar
 
 from google.protobuf.message import DecodeError, Message
 from nats.aio.msg import Msg
+from opentelemetry.trace import Span, Status, StatusCode, Tracer
 
+from chassis import tracing
 from chassis.logging import get_logger
+from chassis.metrics import ConsumerMetrics
 
 __all__ = [
     "DEAD_LETTER_STREAM",
@@ -136,6 +139,11 @@ class Delivery:
     Ack after the handler returns (its effect is saved); ``PermanentError`` → dead letter; any
     other error → ``nak`` with exponential backoff, and a dead letter once ``max_deliver``
     attempts are spent. A dead letter that cannot be published is nakked, never dropped.
+
+    Each outcome is counted (``consumer_events_total``, ``consumer_redeliveries_total``). With
+    tracing on, the handler runs in a CONSUMER span, child of the producer's context in the message
+    headers, which records the attempt and the outcome: an error status for a failed attempt, and a
+    ``dead-lettered`` event (with the reason) for a message parked on the dead-letter stream.
     """
 
     def __init__(
@@ -146,9 +154,34 @@ class Delivery:
         self._durable = durable
         self._handler = handler
         self._max_deliver = max_deliver
+        self.metrics = ConsumerMetrics(durable)
 
-    async def handle(self, msg: Msg) -> None:
-        """Handle one message and ack, nak or dead-letter it; never raises."""
+    def handle(self, msg: Msg) -> Coroutine[Any, Any, None]:
+        """Handle one message and ack, nak or dead-letter it; the coroutine never raises.
+
+        With tracing off this is the plain coroutine and nothing else: no span, no context, no header.
+        """
+        active = tracing.tracer
+        if active is None:
+            return self._settle(msg, None)
+        return self._settle_traced(msg, active)
+
+    async def _settle_traced(self, msg: Msg, active: Tracer) -> None:
+        headers = msg.headers or {}
+        with tracing.consumer_span(
+            active,
+            headers,
+            subject=msg.subject,
+            event_type=headers.get(EVENT_TYPE_HEADER, ""),
+            event_id=headers.get(EVENT_ID_HEADER) or headers.get(MSG_ID_HEADER, ""),
+            size=len(msg.data),
+            attempt=num_delivered(msg),
+            stream=self._stream,
+            consumer=self._durable,
+        ) as span:
+            await self._settle(msg, span)
+
+    async def _settle(self, msg: Msg, span: Span | None) -> None:
         headers = msg.headers or {}
         attempt = num_delivered(msg)
         envelope = Envelope(
@@ -159,15 +192,19 @@ class Delivery:
             num_delivered=attempt,
             headers=headers,
         )
+        if attempt > 1:
+            self.metrics.redelivered.inc()
         try:
             await self._handler(envelope)
         except PermanentError as error:
-            await self._dead_letter(msg, envelope, f"permanent: {error}")
+            await self._dead_letter(msg, envelope, f"permanent: {error}", span, error)
             return
         except Exception as error:
             if attempt >= self._max_deliver:
-                await self._dead_letter(msg, envelope, f"max_deliver ({self._max_deliver}) exhausted: {error!r}")
+                reason = f"max_deliver ({self._max_deliver}) exhausted: {error!r}"
+                await self._dead_letter(msg, envelope, reason, span, error)
                 return
+            delay = backoff(attempt)
             log.warning(
                 "handler failed, will retry",
                 durable=self._durable,
@@ -176,15 +213,25 @@ class Delivery:
                 attempt=attempt,
                 error=repr(error),
             )
+            self.metrics.nakked.inc()
+            if span is not None:
+                span.record_exception(error)
+                span.set_status(Status(StatusCode.ERROR, f"attempt {attempt} failed, retry in {delay:g} s"))
+                span.set_attribute(tracing.OUTCOME, "nak")
             with contextlib.suppress(Exception):
-                await msg.nak(delay=backoff(attempt))
+                await msg.nak(delay=delay)
             return
+        self.metrics.acked.inc()
+        if span is not None:
+            span.set_attribute(tracing.OUTCOME, "ack")
         try:
             await msg.ack()
         except Exception as error:  # the effect is saved; a redelivery is harmless (idempotent handlers)
             log.warning("ack failed", event_id=envelope.event_id, error=repr(error))
 
-    async def _dead_letter(self, msg: Msg, envelope: Envelope, reason: str) -> None:
+    async def _dead_letter(
+        self, msg: Msg, envelope: Envelope, reason: str, span: Span | None, error: Exception
+    ) -> None:
         seq = msg.metadata.sequence.stream
         headers = {
             **envelope.headers,
@@ -195,12 +242,18 @@ class Delivery:
             "Dlq-Consumer": self._durable,
             "Dlq-Reason": reason[:500],
         }
+        if span is not None:
+            span.record_exception(error)
         try:
             await self._publisher().publish(
                 dead_letter_subject(self._durable), envelope.data, headers=headers, timeout=5.0
             )
-        except Exception as error:  # keep it for later: never drop a message we could not park
-            log.warning("dead-letter publish failed, will retry", event_id=envelope.event_id, error=repr(error))
+        except Exception as publish_error:  # keep it for later: never drop a message we could not park
+            log.warning("dead-letter publish failed, will retry", event_id=envelope.event_id, error=repr(publish_error))
+            self.metrics.nakked.inc()
+            if span is not None:
+                span.set_status(Status(StatusCode.ERROR, "dead letter not parked, retry in 1 s"))
+                span.set_attribute(tracing.OUTCOME, "nak")
             with contextlib.suppress(Exception):
                 await msg.nak(delay=1.0)
             return
@@ -211,5 +264,17 @@ class Delivery:
             event_id=envelope.event_id,
             reason=reason,
         )
+        self.metrics.dead_lettered.inc()
+        if span is not None:
+            span.add_event(
+                "dead-lettered",
+                {
+                    "dlq.subject": dead_letter_subject(self._durable),
+                    "dlq.reason": reason[:500],
+                    tracing.ATTEMPT: envelope.num_delivered,
+                },
+            )
+            span.set_status(Status(StatusCode.ERROR, f"dead-lettered: {reason[:200]}"))
+            span.set_attribute(tracing.OUTCOME, "dead_letter")
         with contextlib.suppress(Exception):
             await msg.term()

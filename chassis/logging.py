@@ -13,7 +13,9 @@ from typing import IO, Any, Literal
 
 import structlog
 
-__all__ = ["configure_logging", "flush_logs", "get_logger"]
+from chassis import tracing
+
+__all__ = ["add_trace_ids", "configure_logging", "flush_logs", "get_logger"]
 
 
 class _TickWriter:
@@ -85,6 +87,19 @@ class _LineLogger:
 _writer: _TickWriter | None = None
 
 
+def add_trace_ids(_logger: Any, _method: str, event_dict: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
+    """Add ``trace_id`` and ``span_id`` of the current span to a line logged inside a traced operation.
+
+    Nothing is added outside a span, and nothing is even looked up while tracing is off.
+    """
+    if tracing.tracer is None:
+        return event_dict
+    ids = tracing.trace_ids()
+    if ids is not None:
+        event_dict["trace_id"], event_dict["span_id"] = ids
+    return event_dict
+
+
 def flush_logs() -> None:
     """Write out log lines still waiting for the end of the loop iteration (before a hard exit)."""
     if _writer is not None:
@@ -108,6 +123,7 @@ def configure_logging(service: str, level: str = "INFO", fmt: Literal["json", "c
     structlog.configure(
         processors=[
             add_service,
+            add_trace_ids,
             structlog.processors.add_log_level,
             structlog.processors.TimeStamper(fmt="iso", utc=True),
             structlog.processors.format_exc_info,

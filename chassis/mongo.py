@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import inspect
 import re
+import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -91,17 +93,26 @@ async def check_reachable(uri: str, app_name: str, server_selection_timeout_ms: 
 
 
 def outbox_entries(events: Sequence[OutboxEvent]) -> list[Document]:
-    """Events as they are embedded in the document whose change caused them (one atomic write)."""
-    return [
-        {
+    """Events as they are embedded in the document whose change caused them (one atomic write).
+
+    Each entry has the time it was written (``enqueued_at``, Unix time) and, while tracing is on,
+    the trace context it was written in (``trace_context``: the W3C headers).
+    """
+    now = time.time()
+    entries: list[Document] = []
+    for e in events:
+        entry: Document = {
             "event_id": e.event_id,
             "subject": e.subject,
             "event_type": e.event_type,
             "payload": e.payload,
             "aggregate_id": e.aggregate_id,
+            "enqueued_at": now,
         }
-        for e in events
-    ]
+        if e.trace_context is not None:
+            entry["trace_context"] = dict(e.trace_context)
+        entries.append(entry)
+    return entries
 
 
 class MongoOutbox:
@@ -123,6 +134,7 @@ class MongoOutbox:
                         payload=bytes(entry["payload"]),
                         aggregate_id=entry.get("aggregate_id", entry.get("order_id", "")),
                         ref=str(doc["_id"]),
+                        trace_context=entry.get("trace_context") or None,
                     )
                 )
         return events
@@ -133,6 +145,25 @@ class MongoOutbox:
             by_doc.setdefault(e.ref, []).append(e.event_id)
         for doc_id, event_ids in by_doc.items():
             await self._collection.update_one({"_id": doc_id}, {"$pull": {"outbox": {"event_id": {"$in": event_ids}}}})
+
+    async def backlog(self) -> tuple[int, float | None]:
+        """Entries pending in the documents that have any (the ``pending_events`` index), and the oldest's time.
+
+        Counted by the server in one aggregation; entries written before ``enqueued_at`` existed
+        count, but have no age.
+        """
+        pipeline: list[Document] = [
+            {"$match": {"outbox.event_id": {"$exists": True}}},
+            {"$project": {"_id": 0, "n": {"$size": "$outbox"}, "oldest": {"$min": "$outbox.enqueued_at"}}},
+            {"$group": {"_id": None, "n": {"$sum": "$n"}, "oldest": {"$min": "$oldest"}}},
+        ]
+        cursor = self._collection.aggregate(pipeline)
+        if inspect.isawaitable(cursor):  # PyMongo's async API awaits aggregate(); Motor's returns the cursor
+            cursor = await cursor
+        async for row in cursor:
+            oldest = row.get("oldest")
+            return int(row.get("n") or 0), float(oldest) if isinstance(oldest, int | float) else None
+        return 0, None
 
 
 async def keyset_page(

@@ -28,14 +28,17 @@ class ServiceBinding:
 
 
 class GrpcServer:
-    """A grpc.aio server with grpc.health.v1, reflection and domain-error mapping."""
+    """A grpc.aio server with grpc.health.v1, reflection, domain-error mapping and optional outer interceptors."""
 
-    def __init__(self, host: str, port: int, services: Sequence[ServiceBinding]) -> None:
+    def __init__(
+        self, host: str, port: int, services: Sequence[ServiceBinding], interceptors: Sequence[Any] = ()
+    ) -> None:
+        """``interceptors`` (e.g. metrics, tracing) run outside the error mapping, the first outermost."""
         self._address = f"{host}:{port}"
         self._services = services
         self._health = health.aio.HealthServicer()  # type: ignore[attr-defined]
         self._server = grpc.aio.server(
-            interceptors=[ErrorMappingInterceptor()],
+            interceptors=[*interceptors, ErrorMappingInterceptor()],
             options=[("grpc.so_reuseport", 0), ("grpc.max_receive_message_length", 4 * 1024 * 1024)],
         )
         self.port = 0

@@ -12,9 +12,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
+from chassis import tracing
 from chassis.bus import Bus
 from chassis.consumer import Consumer
 from chassis.logging import configure_logging, flush_logs, get_logger
+from chassis.metrics import GrpcMetricsInterceptor, MetricsServer, start_metrics_server
 from chassis.mongo import MongoUnavailable, check_reachable
 from chassis.mongo import connect as mongo_connect
 from chassis.outbox import OutboxRelay
@@ -67,6 +69,10 @@ async def serve(
 
     With ``MONGODB_URI`` set, MongoDB is pinged first: unreachable within
     ``MONGODB_SERVER_SELECTION_TIMEOUT_MS``, it raises ``MongoUnavailable`` before anything starts.
+
+    /metrics is served on ``<SVC>_METRICS_HOST:<SVC>_METRICS_PORT`` (unless the port is -1) from
+    before gRPC starts until everything is closed; its gRPC interceptor, and the tracing one when
+    ``OTEL_*`` turned tracing on (``run``), wrap every RPC outside the error mapping.
     """
     if settings.mongodb_uri:
         await check_reachable(settings.mongodb_uri, name, settings.mongodb_server_selection_timeout_ms)
@@ -78,10 +84,21 @@ async def serve(
         declare_streams=settings.declares_streams,
     )
     components = await build(bus)
-    server = GrpcServer(settings.grpc_host, settings.grpc_port, components.grpc_services)
+    interceptors: list[Any] = []
+    metrics_server: MetricsServer | None = None
     try:
+        metrics_server = start_metrics_server(settings.metrics_host, settings.metrics_port)
+        if metrics_server is not None:
+            interceptors.append(GrpcMetricsInterceptor())
+            log.info("metrics serving", address=f"http://{metrics_server.host}:{metrics_server.port}/metrics")
+        tracing_interceptor = tracing.server_interceptor()
+        if tracing_interceptor is not None:
+            interceptors.append(tracing_interceptor)
+        server = GrpcServer(settings.grpc_host, settings.grpc_port, components.grpc_services, interceptors)
         await server.start()
     except Exception:
+        if metrics_server is not None:
+            metrics_server.close()
         for close in reversed(components.closers):
             await close()
         raise
@@ -110,12 +127,20 @@ async def serve(
     await bus.close()
     for close in reversed(components.closers):
         await close()
+    if metrics_server is not None:
+        metrics_server.close()
     log.info("service stopped")
 
 
 def run(name: str, settings: ServiceSettings, build: Callable[[Bus], Awaitable[Components]]) -> None:
-    """Entry point of ``python -m <service>``: logging, uvloop, signals, then ``serve``."""
+    """Entry point of ``python -m <service>``: logging, tracing (if ``OTEL_*`` asks), uvloop, signals, ``serve``."""
     configure_logging(name, settings.log_level, settings.log_format)
+    try:
+        tracing.configure_tracing(name)
+    except tracing.TracingSettingsError as error:
+        log.error("cannot start", error=str(error))
+        flush_logs()
+        sys.exit(1)
 
     async def main() -> None:
         stop = asyncio.Event()
@@ -135,6 +160,7 @@ def run(name: str, settings: ServiceSettings, build: Callable[[Bus], Awaitable[C
         log.error(str(error))
         flush_logs()
         sys.exit(EX_UNAVAILABLE)
+    tracing.shutdown_tracing()  # export the spans still buffered
     # Everything is closed and flushed by now; skip the interpreter's teardown, where gRPC's
     # C core can take seconds to stop its threads and would delay a restart or a rolling deploy.
     flush_logs()

@@ -17,7 +17,8 @@ class ServiceSettings(BaseSettings):
     Shared settings have fixed names (``NATS_URL``, ``NATS_USER``, ``NATS_PASSWORD``,
     ``NATS_DECLARE_STREAMS``, ``MONGODB_URI``, ``MONGODB_SERVER_SELECTION_TIMEOUT_MS``,
     ``DATA_DIR``, ``LOG_LEVEL``, ``LOG_FORMAT``); a service's own settings carry its prefix,
-    e.g. ``ORDER_SVC_GRPC_PORT``. A bad value stops the service at start.
+    e.g. ``ORDER_SVC_GRPC_PORT``. A bad value stops the service at start. Tracing is not here: it
+    follows the standard ``OTEL_*`` variables (``chassis.tracing``).
     """
 
     model_config = SettingsConfigDict(extra="ignore", frozen=True)
@@ -47,6 +48,8 @@ class ServiceSettings(BaseSettings):
 
     grpc_host: str = "127.0.0.1"
     grpc_port: int = Field(0, ge=0, le=65535)
+    metrics_host: str = Field("127.0.0.1", description="address the /metrics endpoint binds")
+    metrics_port: int = Field(0, ge=-1, le=65535, description="port of /metrics (Prometheus); 0: a free one, -1: off")
     mongodb_database: str = ""
     max_deliver: int = Field(5, ge=1, le=1000, description="attempts before a message is dead-lettered")
     fetch_batch: int = Field(128, ge=1, le=4096)

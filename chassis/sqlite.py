@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import queue
 import sqlite3
 import threading
+import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
@@ -32,16 +34,27 @@ CREATE TABLE IF NOT EXISTS outbox (
     subject TEXT NOT NULL,
     event_type TEXT NOT NULL,
     payload BLOB NOT NULL,
-    aggregate_id TEXT NOT NULL DEFAULT ''
+    aggregate_id TEXT NOT NULL DEFAULT '',
+    trace_context TEXT,
+    enqueued_at REAL
 )
 """
 
 
 def _migrate_outbox(conn: sqlite3.Connection) -> None:
-    """Databases written before the outbox was domain-neutral name its aggregate column ``order_id``."""
+    """Bring an outbox table written by an older version up to date.
+
+    Before the outbox was domain-neutral its aggregate column was ``order_id``; before tracing and
+    metrics it had no ``trace_context`` (JSON of the W3C headers) and no ``enqueued_at`` (Unix time
+    of the commit). Rows from then keep NULL there: no trace context, and no age.
+    """
     columns = {row[1] for row in conn.execute("PRAGMA table_info(outbox)")}
     if "order_id" in columns and "aggregate_id" not in columns:
         conn.execute("ALTER TABLE outbox RENAME COLUMN order_id TO aggregate_id")
+    if "trace_context" not in columns:
+        conn.execute("ALTER TABLE outbox ADD COLUMN trace_context TEXT")
+    if "enqueued_at" not in columns:
+        conn.execute("ALTER TABLE outbox ADD COLUMN enqueued_at REAL")
 
 
 class _Call:
@@ -228,10 +241,26 @@ class SqliteDb:
 
 
 def add_to_outbox(conn: sqlite3.Connection, events: Sequence[OutboxEvent]) -> None:
-    """Insert events inside the caller's transaction."""
+    """Insert events inside the caller's transaction, each with its trace context (if any) and the time."""
+    if not events:
+        return
+    now = time.time()
     conn.executemany(
-        "INSERT OR IGNORE INTO outbox (event_id, subject, event_type, payload, aggregate_id) VALUES (?, ?, ?, ?, ?)",
-        [(e.event_id, e.subject, e.event_type, e.payload, e.aggregate_id) for e in events],
+        "INSERT OR IGNORE INTO outbox"
+        " (event_id, subject, event_type, payload, aggregate_id, trace_context, enqueued_at)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?)",
+        [
+            (
+                e.event_id,
+                e.subject,
+                e.event_type,
+                e.payload,
+                e.aggregate_id,
+                None if e.trace_context is None else json.dumps(dict(e.trace_context)),
+                now,
+            )
+            for e in events
+        ],
     )
 
 
@@ -244,15 +273,33 @@ class SqliteOutbox:
     async def pending_events(self, limit: int) -> Sequence[OutboxEvent]:
         rows = await self._db.run(
             lambda c: c.execute(
-                "SELECT event_id, subject, event_type, payload, aggregate_id FROM outbox ORDER BY seq LIMIT ?",
+                "SELECT event_id, subject, event_type, payload, aggregate_id, trace_context"
+                " FROM outbox ORDER BY seq LIMIT ?",
                 (limit,),
             ).fetchall()
         )
-        return [OutboxEvent(r[0], r[1], r[2], bytes(r[3]), r[4]) for r in rows]
+        return [
+            OutboxEvent(r[0], r[1], r[2], bytes(r[3]), r[4], trace_context=json.loads(r[5]) if r[5] else None)
+            for r in rows
+        ]
 
     async def mark_published(self, events: Sequence[OutboxEvent]) -> None:
         ids = [(e.event_id,) for e in events]
         await self._db.transaction(lambda c: c.executemany("DELETE FROM outbox WHERE event_id = ?", ids))
+
+    async def backlog(self) -> tuple[int, float | None]:
+        """Count of the rows, and the time of the oldest row that has one (by its primary key: no scan)."""
+
+        def query(conn: sqlite3.Connection) -> tuple[int, float | None]:
+            count = int(conn.execute("SELECT COUNT(*) FROM outbox").fetchone()[0])
+            if count == 0:
+                return 0, None
+            row = conn.execute(
+                "SELECT enqueued_at FROM outbox WHERE enqueued_at IS NOT NULL ORDER BY seq LIMIT 1"
+            ).fetchone()
+            return count, None if row is None else float(row[0])
+
+        return await self._db.run(query)
 
 
 def keyset_page_sql(

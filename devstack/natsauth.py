@@ -118,12 +118,15 @@ def service_permissions(service: str, grant: Grant) -> dict[str, Any]:
 
     Publish: the subject of every event its contract files declare; per durable it consumes with,
     the JetStream API calls on that durable only (info, create/update with or without a filter
-    subject in the API subject, pull), its acks and its dead letters. Subscribe: its own inbox
-    prefix (``chassis.bus.inbox_prefix``; replies and pulled messages arrive there) and the events
-    it follows.
+    subject in the API subject, pull), its acks and its dead letters; a consuming service may also
+    read the dead-letter stream's info (a read-only count, for its ``consumer_dead_letters`` gauge),
+    never its messages. Subscribe: its own inbox prefix (``chassis.bus.inbox_prefix``; replies and
+    pulled messages arrive there) and the events it follows.
     """
     publish = [subject_filter(event) for contract in grant.publishes for event in events_of(contract)]
     subscribe = [f"{inbox_prefix(service)}.>", *(subject_filter(event) for event in grant.follows)]
+    if grant.consumes:
+        publish.append(f"{JS_API}.STREAM.INFO.{DEAD_LETTER_STREAM}")
     for contract in grant.consumes:
         stream = contract_stream(contract).name
         durable = durable_name(service, contract_stream(contract))

@@ -24,6 +24,7 @@ from devstack.gateway import GatewayConfig, envoy_command, write_config
 from devstack.natsauth import ADMIN, BOOTSTRAP, Credentials, bootstrap, render, write_private
 
 __all__ = [
+    "METRICS_PORTS",
     "SERVICES",
     "EnvoyProcess",
     "NatsServer",
@@ -218,18 +219,37 @@ class NatsServer:
 
 
 class ServiceProcess:
-    """One service as its own OS process (``python -m <module>``), with its log in a file."""
+    """One service as its own OS process (``python -m <module>``), with its log in a file.
 
-    def __init__(self, module: str, env: Mapping[str, str], log_path: Path, grpc_port: int) -> None:
+    ``metrics_port`` is where it serves /metrics, when the starter chose it (None: unknown or off).
+    """
+
+    def __init__(
+        self, module: str, env: Mapping[str, str], log_path: Path, grpc_port: int, metrics_port: int | None = None
+    ) -> None:
         self.module = module
         self.env = dict(env)
         self.log_path = log_path
         self.grpc_port = grpc_port
+        self.metrics_port = metrics_port
         self.proc: subprocess.Popen[bytes] | None = None
 
     @property
     def target(self) -> str:
         return f"127.0.0.1:{self.grpc_port}"
+
+    @property
+    def metrics_url(self) -> str:
+        """The service's Prometheus endpoint (``http://127.0.0.1:<port>/metrics``)."""
+        if self.metrics_port is None or self.metrics_port <= 0:
+            raise LookupError(f"{self.module} has no known metrics port")
+        return f"http://127.0.0.1:{self.metrics_port}/metrics"
+
+    def scrape(self) -> str:
+        """The text of its /metrics now (blocking; a few milliseconds on 127.0.0.1)."""
+        opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+        with opener.open(self.metrics_url, timeout=5) as reply:
+            return str(reply.read().decode())
 
     def start(self) -> ServiceProcess:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
@@ -283,10 +303,20 @@ SERVICES = {
     "payment_svc": "PAYMENT_SVC_GRPC_PORT",
     "notification_svc": "NOTIFICATION_SVC_GRPC_PORT",
 }
+#: The variable of each service's /metrics port.
+METRICS_PORTS = {
+    "order_svc": "ORDER_SVC_METRICS_PORT",
+    "payment_svc": "PAYMENT_SVC_METRICS_PORT",
+    "notification_svc": "NOTIFICATION_SVC_METRICS_PORT",
+}
 
 
 class Stack:
-    """nats-server plus the three services as real processes, on free ports, sharing one data folder."""
+    """nats-server plus the three services as real processes, on free ports, sharing one data folder.
+
+    Each service's /metrics gets a free port too (``env`` may set ``<SVC>_METRICS_PORT``, -1 for
+    none); another process of a service (a replica) serves its own, on a port of its own.
+    """
 
     def __init__(self, root: Path, env: Mapping[str, str] | None = None, nats_port: int | None = None) -> None:
         self.root = root
@@ -296,16 +326,24 @@ class Stack:
         self.replicas: list[ServiceProcess] = []
         for module, port_var in SERVICES.items():
             port = int(self.extra_env.setdefault(port_var, str(free_port())))
-            self.services[module] = ServiceProcess(module, {}, root / "logs" / f"{module}.log", port)
+            metrics = self.extra_env.pop(METRICS_PORTS[module], "")
+            self.services[module] = ServiceProcess(
+                module, {}, root / "logs" / f"{module}.log", port, int(metrics) if metrics else free_port()
+            )
 
     def env(self, module: str | None = None) -> dict[str, str]:
-        """The environment of a service process; with ``module``, that service's own NATS user and password."""
+        """The environment of a service process; with ``module``, that service's own NATS user and password.
+
+        With ``module`` its /metrics port is 0 (a free one): another process of that service never
+        collides with the first (``start_service`` gives the first the port chosen for it).
+        """
         return {
             "NATS_URL": self.nats.address,
             "DATA_DIR": str(self.root / "data"),
             "LOG_LEVEL": "INFO",
             "LOG_FORMAT": "json",
             **self.extra_env,
+            **({METRICS_PORTS[module]: "0"} if module in METRICS_PORTS else {}),
             # Last: the stack's nats-server knows this service by these credentials only.
             **(self.nats.credentials_env(module) if module else {}),
         }
@@ -324,7 +362,7 @@ class Stack:
 
     def start_service(self, module: str) -> ServiceProcess:
         service = self.services[module]
-        service.env = self.env(module)
+        service.env = {**self.env(module), METRICS_PORTS[module]: str(service.metrics_port)}
         return service.start()
 
     async def start(self) -> Stack:
@@ -337,12 +375,14 @@ class Stack:
     async def add_replica(self, module: str) -> ServiceProcess:
         """Start one more process of ``module`` (own gRPC port, same NATS and data folder) and wait for it."""
         port = free_port()
+        metrics_port = free_port()
         index = len(self.replicas) + 2
         replica = ServiceProcess(
             module,
-            {**self.env(module), SERVICES[module]: str(port)},
+            {**self.env(module), SERVICES[module]: str(port), METRICS_PORTS[module]: str(metrics_port)},
             self.root / "logs" / f"{module}-{index}.log",
             port,
+            metrics_port,
         ).start()
         self.replicas.append(replica)
         await replica.wait_healthy()

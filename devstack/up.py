@@ -22,7 +22,7 @@ from rich.table import Table
 from rich.text import Text
 
 from devstack.gateway import GatewayConfig, page_or_placeholder
-from devstack.stack import SERVICES, EnvoyProcess, Stack
+from devstack.stack import METRICS_PORTS, SERVICES, EnvoyProcess, Stack
 
 __all__ = ["DEFAULT_PORTS", "LAUNCHER_SETTINGS", "Ports", "load_dotenv", "main", "taken_ports"]
 
@@ -42,6 +42,9 @@ DEFAULT_PORTS = {
     "ORDER_SVC_GRPC_PORT": 50051,
     "PAYMENT_SVC_GRPC_PORT": 50052,
     "NOTIFICATION_SVC_GRPC_PORT": 50053,
+    "ORDER_SVC_METRICS_PORT": 9101,
+    "PAYMENT_SVC_METRICS_PORT": 9102,
+    "NOTIFICATION_SVC_METRICS_PORT": 9103,
 }
 _PORT_ROLES = {
     "GATEWAY_PORT": "the gateway (Envoy)",
@@ -50,6 +53,9 @@ _PORT_ROLES = {
     "ORDER_SVC_GRPC_PORT": "order_svc",
     "PAYMENT_SVC_GRPC_PORT": "payment_svc",
     "NOTIFICATION_SVC_GRPC_PORT": "notification_svc",
+    "ORDER_SVC_METRICS_PORT": "order_svc's /metrics",
+    "PAYMENT_SVC_METRICS_PORT": "payment_svc's /metrics",
+    "NOTIFICATION_SVC_METRICS_PORT": "notification_svc's /metrics",
 }
 # Demo defaults of `make up` that differ from the services' own: readable logs, and a mock
 # payment slow enough to watch an order move (CREATED, then PAID) and to cancel it in time.
@@ -101,8 +107,8 @@ def _port_free(port: int) -> bool:
 
 
 def taken_ports(ports: Ports) -> list[tuple[str, int]]:
-    """The (variable, port) pairs something else already listens on."""
-    return [(var, port) for var, port in ports.by_var.items() if not _port_free(port)]
+    """The (variable, port) pairs something else already listens on (0: any free port, -1: off, never taken)."""
+    return [(var, port) for var, port in ports.by_var.items() if port > 0 and not _port_free(port)]
 
 
 def _mask(uri: str) -> str:
@@ -159,13 +165,17 @@ def _summary(gateway: GatewayConfig, ports: Ports, root: Path, env: Mapping[str,
     table.add_row("web page", f"{gateway.url}/")
     table.add_row("HTTP API", f"{gateway.url}/v1/orders")
     for module, var in SERVICES.items():
-        table.add_row(module, f"127.0.0.1:{ports[var]} (gRPC)")
+        metrics = ports[METRICS_PORTS[module]]
+        scrape = f", http://127.0.0.1:{metrics}/metrics" if metrics > 0 else ""
+        table.add_row(module, f"127.0.0.1:{ports[var]} (gRPC{scrape})")
     table.add_row("NATS", f"nats://127.0.0.1:{ports['NATS_PORT']} (JetStream; one user per service)")
     shown = admin_env.relative_to(ROOT) if admin_env.is_relative_to(ROOT) else admin_env
     table.add_row("dead letters", f"python -m devstack.dlq --env-file {shown} list")
     table.add_row("Envoy admin", gateway.admin_url)
     uri = env.get("MONGODB_URI", "")
     table.add_row("storage", f"MongoDB at {_mask(uri)}" if uri else f"SQLite in {root / 'data'}")
+    endpoint = env.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") or env.get("OTEL_EXPORTER_OTLP_ENDPOINT")
+    table.add_row("traces", f"OTLP to {endpoint}" if endpoint else "off (set OTEL_EXPORTER_OTLP_ENDPOINT)")
     table.add_row("logs", f"{root}/{{logs,nats,envoy}}/*.log")
     return Panel(table, title="[bold green]order-saga is up", expand=False)
 
@@ -185,7 +195,7 @@ async def _run(console: Console, env: dict[str, str], ports: Ports, root: Path) 
     # Everything set in the environment or .env reaches the services, except what the launcher owns:
     # its nats-server's URL and credentials, and the data folder (STACK_DIR).
     stack_env = {**_DEMO_DEFAULTS, **{k: v for k, v in env.items() if k not in _OWNED}}
-    stack_env.update({var: str(ports[var]) for var in SERVICES.values()})
+    stack_env.update({var: str(ports[var]) for var in (*SERVICES.values(), *METRICS_PORTS.values())})
     stack = Stack(root, env=stack_env, nats_port=ports["NATS_PORT"])
     gateway = GatewayConfig(
         port=ports["GATEWAY_PORT"],

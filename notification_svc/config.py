@@ -16,6 +16,9 @@ class NotificationSettings(ServiceSettings):
     model_config = SettingsConfigDict(env_prefix="NOTIFICATION_SVC_", extra="ignore", frozen=True)
 
     grpc_port: int = Field(50053, ge=0, le=65535)
+    metrics_port: int = Field(
+        9103, ge=-1, le=65535, description="port of /metrics (Prometheus); 0: a free one, -1: off"
+    )
     mongodb_database: str = "notifications"
     smtp_host: str = Field("", description="SMTP relay host; empty disables e-mail")
     smtp_port: int = Field(25, ge=1, le=65535)

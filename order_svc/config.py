@@ -16,4 +16,7 @@ class OrderSettings(ServiceSettings):
     model_config = SettingsConfigDict(env_prefix="ORDER_SVC_", extra="ignore", frozen=True)
 
     grpc_port: int = Field(50051, ge=0, le=65535)
+    metrics_port: int = Field(
+        9101, ge=-1, le=65535, description="port of /metrics (Prometheus); 0: a free one, -1: off"
+    )
     mongodb_database: str = "orders"

@@ -14,6 +14,7 @@ from chassis.service import Components, choose_store, run
 from order_svc.config import OrderSettings
 from order_svc.consumers import NatsChangeFeed, payment_events_handler
 from order_svc.grpc_api import OrderApi
+from order_svc.metrics import CountingOrderStore
 from order_svc.store import MongoOrderStore, OrderStore, SqliteOrderStore
 from order_svc.usecases import OrderUseCases
 
@@ -26,6 +27,7 @@ def builder(settings: OrderSettings) -> Callable[[Bus], Awaitable[Components]]:
     async def build(bus: Bus) -> Components:
         store: OrderStore
         store, closers = choose_store(settings, NAME, sqlite=SqliteOrderStore, mongo=MongoOrderStore)
+        store = CountingOrderStore(store)  # orders_total{state}, counted as the changes commit
         await store.open()
         relay = OutboxRelay(store.outbox, bus, aggregate_name="order_id")
         bus.declare(order_events.OrderCreated)

@@ -16,6 +16,9 @@ class PaymentSettings(ServiceSettings):
     model_config = SettingsConfigDict(env_prefix="PAYMENT_SVC_", extra="ignore", frozen=True)
 
     grpc_port: int = Field(50052, ge=0, le=65535)
+    metrics_port: int = Field(
+        9102, ge=-1, le=65535, description="port of /metrics (Prometheus); 0: a free one, -1: off"
+    )
     mongodb_database: str = "payments"
     decline_rate: float = Field(0.0, ge=0.0, le=1.0, description="share of other/unspecified methods declined")
     # Kept well under the consumers' 30 s ack_wait, so a slow charge is never redelivered meanwhile.

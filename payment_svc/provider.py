@@ -6,6 +6,9 @@ import asyncio
 import random
 import secrets
 
+from opentelemetry.trace import SpanKind
+
+from chassis import tracing
 from payment_svc.domain import ChargeRequest, Decision, Payment, decide
 
 __all__ = ["MockPaymentProvider"]
@@ -24,12 +27,20 @@ class MockPaymentProvider:
         self._salt = str(seed) if seed is not None else secrets.token_hex(8)
 
     async def charge(self, request: ChargeRequest, idempotency_key: str) -> Decision:
-        if self._latency > 0:
-            await asyncio.sleep(self._latency)  # the simulated provider round trip, not a wait for a condition
-        draw = random.Random(f"{self._salt}:{idempotency_key}").random()
-        return decide(request.payment_method, draw, self._decline_rate)
+        with tracing.span("payment provider charge", SpanKind.CLIENT) as span:
+            if self._latency > 0:
+                await asyncio.sleep(self._latency)  # the simulated provider round trip, not a wait for a condition
+            draw = random.Random(f"{self._salt}:{idempotency_key}").random()
+            decision = decide(request.payment_method, draw, self._decline_rate)
+            if span is not None:
+                span.set_attribute("payment.idempotency_key", idempotency_key)
+                span.set_attribute("payment.approved", decision.approved)
+            return decision
 
     async def refund(self, payment: Payment, idempotency_key: str) -> None:
         """Refunds always go through; the same key refunds once at a real processor."""
-        if self._latency > 0:
-            await asyncio.sleep(self._latency)  # the simulated provider round trip
+        with tracing.span("payment provider refund", SpanKind.CLIENT) as span:
+            if span is not None:
+                span.set_attribute("payment.idempotency_key", idempotency_key)
+            if self._latency > 0:
+                await asyncio.sleep(self._latency)  # the simulated provider round trip

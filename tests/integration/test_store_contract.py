@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import sqlite3
+import time
 import uuid
 from collections.abc import AsyncIterator, Callable
 from dataclasses import replace
@@ -233,3 +235,58 @@ async def test_notification_store_tracks_what_is_still_to_be_emailed(notificatio
     assert await notifications.pending_deliveries(10) == [first, second]
     await notifications.mark_delivered(first.notification_id)
     assert await notifications.pending_deliveries(10) == [second]
+
+
+TRACEPARENT = {"traceparent": "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01", "tracestate": "k=v"}
+
+
+async def test_outbox_keeps_each_events_trace_context_and_reports_its_backlog(orders: OrderStore) -> None:
+    assert await orders.outbox.backlog() == (0, None)
+    before = time.time()
+    traced = replace(_event("e-1", "o-1"), trace_context=TRACEPARENT)
+    await orders.create(_order("o-1"), [traced, _event("e-2", "o-1")])
+    await orders.create(_order("o-2"), [_event("e-3", "o-2")])
+    pending = {e.event_id: e for e in await orders.outbox.pending_events(10)}
+    assert pending["e-1"].trace_context == TRACEPARENT
+    assert pending["e-2"].trace_context is None
+    count, oldest = await orders.outbox.backlog()
+    assert count == 3
+    assert oldest is not None
+    assert before - 1 <= oldest <= time.time()
+    await orders.outbox.mark_published(list(pending.values()))
+    assert await orders.outbox.backlog() == (0, None)
+
+
+async def test_sqlite_outbox_of_an_older_version_gains_the_trace_and_time_columns(tmp_path: Path) -> None:
+    path = tmp_path / "old.sqlite3"
+    old = sqlite3.connect(path)
+    old.executescript(
+        """
+        CREATE TABLE outbox (
+            seq INTEGER PRIMARY KEY AUTOINCREMENT,
+            event_id TEXT NOT NULL UNIQUE,
+            subject TEXT NOT NULL,
+            event_type TEXT NOT NULL,
+            payload BLOB NOT NULL,
+            order_id TEXT NOT NULL DEFAULT ''
+        );
+        INSERT INTO outbox (event_id, subject, event_type, payload, order_id)
+            VALUES ('e-old', 'orders.created', 'orders.v1.OrderCreated', x'0102', 'o-old');
+        """
+    )
+    old.commit()
+    old.close()
+    store = SqliteOrderStore(path)
+    await store.open()
+    try:
+        (waiting,) = await store.outbox.pending_events(10)
+        assert (waiting.event_id, waiting.aggregate_id, waiting.trace_context) == ("e-old", "o-old", None)
+        assert await store.outbox.backlog() == (1, None)  # written before times were kept: counted, no age
+        await store.create(_order("o-new"), [replace(_event("e-new", "o-new"), trace_context=TRACEPARENT)])
+        pending = await store.outbox.pending_events(10)
+        assert [(e.event_id, e.trace_context) for e in pending] == [("e-old", None), ("e-new", TRACEPARENT)]
+        count, oldest = await store.outbox.backlog()
+        assert count == 2
+        assert oldest is not None
+    finally:
+        await store.close()

@@ -65,11 +65,13 @@ def test_a_service_may_use_its_own_durable_only_its_acks_and_its_dead_letters() 
             "$JS.API.CONSUMER.MSG.NEXT.ORDERS.payment-svc-orders",
             "$JS.ACK.ORDERS.payment-svc-orders.>",
             "dlq.payment-svc-orders",
+            "$JS.API.STREAM.INFO.DEAD_LETTERS",
         ]
     )
     for service in GRANTS:
         publish, _ = allowed(service)
-        assert not any(".STREAM." in s for s in publish), f"{service} may not create or change streams"
+        streams_api = [s for s in publish if ".STREAM." in s]
+        assert streams_api == ["$JS.API.STREAM.INFO.DEAD_LETTERS"], f"{service} may not create or change streams"
         others = [durable_name(o, s) for o in GRANTS if o != service for s in streams()]
         assert not any(d in s for s in publish for d in others), f"{service} may touch another's durable"
 
