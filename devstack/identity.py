@@ -10,9 +10,9 @@ from pathlib import Path
 from typing import IO
 
 from devstack.procs import child_process_options, free_port, orphan_safe, stop_process, wait_for_port
-from orders_client._devlogin import DEV_CLIENT_ID, dev_token
+from orders_client._devlogin import DEV_CLIENT_ID, DEV_ISSUER, dev_token
 
-__all__ = ["AUDIENCE", "OidcProvider"]
+__all__ = ["AUDIENCE", "DEV_ISSUER", "OidcProvider", "dev_token"]
 
 #: The audience the gateway and order_svc accept: the client id the web page and the CLI sign in with.
 AUDIENCE = DEV_CLIENT_ID
@@ -45,7 +45,9 @@ class OidcProvider:
     def start(self) -> OidcProvider:
         self.workdir.mkdir(parents=True, exist_ok=True)
         self._log = (self.workdir / "oidc-provider.log").open("ab")
-        command = [sys.executable, "-m", "oidc_provider_mock", "--host", "127.0.0.1", "--port", str(self.port)]
+        # Its libraries' deprecation warnings would only clutter `make up`'s log.
+        command = [sys.executable, "-W", "ignore::DeprecationWarning", "-m", "oidc_provider_mock"]
+        command += ["--host", "127.0.0.1", "--port", str(self.port)]
         self.proc = subprocess.Popen(
             orphan_safe(command), stdout=self._log, stderr=subprocess.STDOUT, **child_process_options()
         )

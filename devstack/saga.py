@@ -7,6 +7,7 @@ unless the call passes its own, and a customer's for what only the owner may do 
 from __future__ import annotations
 
 import asyncio
+import weakref
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -17,6 +18,7 @@ from notifications.v1 import notifications_pb2, notifications_pb2_grpc
 from orders.v1 import orders_pb2, orders_pb2_grpc
 from payments.v1 import payments_pb2, payments_pb2_grpc
 
+from devstack.identity import OidcProvider
 from devstack.stack import Stack, wait_for
 
 __all__ = ["OPERATOR", "SagaClient", "bearer", "order_request", "saga_client"]
@@ -159,14 +161,17 @@ class SagaClient:
         return await wait_for(everyone_notified, timeout=timeout, interval=0.1, what="notifications")
 
 
-_TOKENS: dict[tuple[int, str], str] = {}
+#: Per provider process (a new one has new keys): keyed by the provider object itself, not its id(),
+#: which a later provider may be given once the first is garbage-collected.
+_TOKENS: weakref.WeakKeyDictionary[OidcProvider, dict[tuple[str, tuple[str, ...]], str]] = weakref.WeakKeyDictionary()
 
 
 def _token(stack: Stack, customer_id: str, roles: Sequence[str] = ()) -> str:
-    key = (id(stack.identity), customer_id)
-    if key not in _TOKENS:
-        _TOKENS[key] = stack.token(customer_id, roles)
-    return _TOKENS[key]
+    tokens = _TOKENS.setdefault(stack.identity, {})
+    key = (customer_id, tuple(roles))
+    if key not in tokens:
+        tokens[key] = stack.token(customer_id, roles)
+    return tokens[key]
 
 
 @asynccontextmanager

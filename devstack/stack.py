@@ -10,7 +10,7 @@ import sys
 import urllib.request
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
@@ -159,9 +159,15 @@ SERVICES = {
 class Stack:
     """The identity provider, nats-server and the three services as real processes, on free ports."""
 
-    def __init__(self, root: Path, env: Mapping[str, str] | None = None, nats_port: int | None = None) -> None:
+    def __init__(
+        self,
+        root: Path,
+        env: Mapping[str, str] | None = None,
+        nats_port: int | None = None,
+        oidc_port: int | None = None,
+    ) -> None:
         self.root = root
-        self.identity = OidcProvider(root / "identity")
+        self.identity = OidcProvider(root / "identity", oidc_port)
         self.nats = NatsServer(root / "nats", nats_port)
         self.extra_env = dict(env or {})
         self.services: dict[str, ServiceProcess] = {}
@@ -200,6 +206,20 @@ class Stack:
     def token(self, customer: str, roles: Sequence[str] = ()) -> str:
         """A bearer token for ``customer`` from this stack's identity provider."""
         return self.identity.token(customer, roles)
+
+    def gateway_config(self, **settings: Any) -> GatewayConfig:
+        """The gateway in front of this stack: order_svc upstream, trusting the provider order_svc trusts.
+
+        ``settings`` are the rest of ``GatewayConfig`` (ports, page, rate limit, ...) or override those.
+        """
+        env = self.env()
+        trusted = {
+            "upstream_port": self.order.grpc_port,
+            "issuer": env["OIDC_ISSUER"],
+            "audience": env["OIDC_AUDIENCE"],
+            "jwks_url": env.get("OIDC_JWKS_URL", ""),
+        }
+        return GatewayConfig(**{**trusted, **settings})
 
     async def start(self) -> Stack:
         self.identity.start()
