@@ -469,7 +469,7 @@ def test_services_use_the_replica_set() -> None:
 
 def test_dev_overlay_runs_the_images_docker_compose_builds() -> None:
     compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
-    built = {compose["services"][name]["image"] for name in ("order_svc", "envoy")}
+    built = {compose["services"][name]["image"] for name in ("order_svc", "envoy", "nats_bootstrap")}
     docs = render("overlays/dev")
     images = {container(d)["image"] for d in docs if d["kind"] in ("Deployment", "Job")}
     assert built <= images
