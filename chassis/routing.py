@@ -11,7 +11,7 @@ from google.protobuf.descriptor import Descriptor
 from google.protobuf.message import Message
 from messaging.v1 import routing_pb2
 
-__all__ = ["StreamSpec", "stream_of", "subject_filter", "subject_of", "subject_template", "subjects_of"]
+__all__ = ["StreamSpec", "durable_name", "stream_of", "subject_filter", "subject_of", "subject_template", "subjects_of"]
 
 
 @dataclass(frozen=True)
@@ -72,3 +72,12 @@ def subjects_of(events: Sequence[type[Message]]) -> tuple[StreamSpec, list[str]]
         names = sorted(s.name for s in streams)
         raise ValueError(f"a consumer reads one stream; these events travel on {names or 'none'}")
     return streams.pop(), [subject_filter(event) for event in events]
+
+
+def durable_name(service: str, stream: StreamSpec) -> str:
+    """The durable consumer ``service`` reads ``stream`` with: ``<service>-<stream>``, lower case, dashes.
+
+    E.g. ``order-svc-payments``. One rule, so the NATS permissions that grant a service its own
+    durables (``devstack.natsauth``) name the same consumers the service creates.
+    """
+    return f"{service}-{stream.name}".replace("_", "-").lower()

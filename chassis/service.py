@@ -70,7 +70,13 @@ async def serve(
     """
     if settings.mongodb_uri:
         await check_reachable(settings.mongodb_uri, name, settings.mongodb_server_selection_timeout_ms)
-    bus = Bus(settings.nats_url, name)
+    bus = Bus(
+        settings.nats_url,
+        name,
+        user=settings.nats_user,
+        password=settings.nats_password,
+        declare_streams=settings.declares_streams,
+    )
     components = await build(bus)
     server = GrpcServer(settings.grpc_host, settings.grpc_port, components.grpc_services)
     try:

@@ -5,10 +5,14 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import sys
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
+from urllib.parse import urlsplit
 
 import nats
+from dotenv import dotenv_values
 from nats.aio.client import Client as NatsClient
 from nats.errors import Error as NatsError
 from nats.errors import NoRespondersError
@@ -17,11 +21,23 @@ from nats.js.errors import NotFoundError
 from rich.console import Console
 from rich.table import Table
 
+from chassis.bus import inbox_prefix, redact_url
 from chassis.delivery import DEAD_LETTER_STREAM, EVENT_ID_HEADER, MSG_ID_HEADER
 
-__all__ = ["EX_UNAVAILABLE", "DeadLetter", "NoDeadLetterStream", "list_dead_letters", "main", "replay"]
+__all__ = [
+    "EX_NOPERM",
+    "EX_UNAVAILABLE",
+    "DeadLetter",
+    "NatsLogin",
+    "NoDeadLetterStream",
+    "list_dead_letters",
+    "main",
+    "replay",
+]
 
 EX_UNAVAILABLE = 69  # sysexits.h: a service this command needs (NATS) is unavailable
+EX_NOPERM = 77  # sysexits.h: NATS refused the user, or the user may not do this
+DEFAULT_URL = "nats://127.0.0.1:4222"
 NO_STREAM = f"no dead-letter stream {DEAD_LETTER_STREAM} yet: nothing was ever dead-lettered"
 EMPTY = f"no dead letters in {DEAD_LETTER_STREAM}"
 
@@ -98,16 +114,60 @@ def _say(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
-async def _connect(url: str) -> NatsClient:
-    """A connection, after at most two quick attempts; raises ``ConnectionError`` with the last cause."""
-    errors: list[Exception] = []
+@dataclass(frozen=True)
+class NatsLogin:
+    """Where and as whom to connect; ``repr`` shows no password.
+
+    Replaying publishes on other services' subjects, so this needs an operator identity: the
+    stack's ``admin`` (``make up`` writes it to ``$STACK_DIR/nats/admin.env``), not a service's.
+    """
+
+    url: str
+    user: str | None = None
+    password: str | None = None
+
+    def __repr__(self) -> str:
+        return f"NatsLogin(url={redact_url(self.url)!r}, user={self.user!r})"
+
+    @classmethod
+    def resolve(cls, args: argparse.Namespace, environ: Mapping[str, str]) -> NatsLogin:
+        """The options win, then ``--env-file``, then ``NATS_URL``, ``NATS_USER``, ``NATS_PASSWORD`` (environment)."""
+        found = {**environ, **(_env_file(args.env_file) if args.env_file else {})}
+        url = args.nats_url or found.get("NATS_URL") or DEFAULT_URL
+        if urlsplit(url).username:  # a URL with its own credentials: only the options may override them
+            found = {}
+        return cls(
+            url=url,
+            user=args.user or found.get("NATS_USER") or None,
+            password=args.password or found.get("NATS_PASSWORD") or None,
+        )
+
+
+def _env_file(path: str) -> dict[str, str]:
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"no env file {path}")
+    return {key: value for key, value in dotenv_values(path).items() if value is not None}
+
+
+class _Refused(PermissionError):
+    """NATS refused the login, or the user's permissions do not allow what the command does."""
+
+
+async def _connect(login: NatsLogin, errors: list[Exception]) -> NatsClient:
+    """A connection, after at most two quick attempts; raises ``ConnectionError`` with the last cause.
+
+    The errors the server reports later (e.g. a permissions violation) are appended to ``errors``.
+    """
 
     async def keep_error(error: Exception) -> None:  # instead of nats-py's default: a logged traceback
         errors.append(error)
 
     try:
         return await nats.connect(
-            url,
+            login.url,
+            user=login.user,
+            password=login.password,
+            inbox_prefix=inbox_prefix(login.user),  # the only replies a least-privilege user may subscribe to
             connect_timeout=5,
             max_reconnect_attempts=1,
             reconnect_time_wait=0.5,
@@ -116,22 +176,33 @@ async def _connect(url: str) -> NatsClient:
         )
     except (NatsError, OSError, TimeoutError, ValueError) as error:  # NoServersError is a NatsError
         cause = errors[-1] if errors else error
+        if "authorization violation" in str(cause).lower() or isinstance(cause, nats.errors.AuthorizationError):
+            raise _Refused(f"refused user {login.user or '(none)'}: authorization violation") from None
         raise ConnectionError(str(cause) or type(cause).__name__) from None
 
 
-async def _main(args: argparse.Namespace) -> int:
+async def _main(args: argparse.Namespace, login: NatsLogin) -> int:
+    url = redact_url(login.url)
+    errors: list[Exception] = []
     try:
-        nc = await _connect(args.nats_url)
+        nc = await _connect(login, errors)
+    except _Refused as error:
+        _say(f"NATS at {url} {error} (see --user, --password, --env-file)")
+        return EX_NOPERM
     except ConnectionError as error:
-        _say(f"cannot reach NATS at {args.nats_url}: {error}")
+        _say(f"cannot reach NATS at {url}: {error}")
         return EX_UNAVAILABLE
     try:
         return await _command(nc.jetstream(), args)
     except NoRespondersError:
-        _say(f"NATS at {args.nats_url} has no JetStream (start nats-server with -js)")
+        _say(f"NATS at {url} has no JetStream (start nats-server with -js)")
         return EX_UNAVAILABLE
     except (NatsTimeoutError, TimeoutError):
-        _say(f"NATS at {args.nats_url} did not answer in time")
+        denied = [e for e in errors if "permissions violation" in str(e).lower()]
+        if denied:  # a refused request is never answered: the server's reason came to the error callback
+            _say(f"user {login.user or '(none)'} may not do this on NATS at {url}: {denied[0]}")
+            return EX_NOPERM
+        _say(f"NATS at {url} did not answer in time")
         return EX_UNAVAILABLE
     finally:
         await nc.close()
@@ -178,8 +249,20 @@ async def _command(js: nats.js.JetStreamContext, args: argparse.Namespace) -> in
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m devstack.dlq", description=__doc__)
-    parser.add_argument("--nats-url", default="nats://127.0.0.1:4222")
+    parser = argparse.ArgumentParser(
+        prog="python -m devstack.dlq",
+        description=__doc__,
+        epilog="Replaying publishes on other services' subjects: connect as the stack's admin, e.g. "
+        "--env-file var/nats/admin.env after `make up` (NATS_URL, NATS_USER, NATS_PASSWORD).",
+    )
+    parser.add_argument("--nats-url", default=None, help=f"default: $NATS_URL, else {DEFAULT_URL}")
+    parser.add_argument("--user", default=None, help="NATS user (default: $NATS_USER)")
+    parser.add_argument(
+        "--password",
+        default=None,
+        help="its password (default: $NATS_PASSWORD; prefer that or --env-file: arguments are visible to `ps`)",
+    )
+    parser.add_argument("--env-file", default=None, help="a .env file with NATS_URL, NATS_USER, NATS_PASSWORD")
     sub = parser.add_subparsers(dest="command", required=True)
     listing = sub.add_parser("list", help="show the dead letters")
     listing.add_argument("--json", action="store_true", help="machine-readable output")
@@ -189,7 +272,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.command == "replay" and not args.all and not args.sequences:
         parser.error("replay needs sequence numbers or --all")
-    return asyncio.run(_main(args))
+    try:
+        login = NatsLogin.resolve(args, os.environ)
+    except FileNotFoundError as error:
+        parser.error(str(error))
+    return asyncio.run(_main(args, login))
 
 
 if __name__ == "__main__":

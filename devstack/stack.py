@@ -9,6 +9,7 @@ import subprocess
 import sys
 import urllib.request
 from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import IO, Any
 
@@ -18,6 +19,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from devstack.binaries import binary
 from devstack.gateway import GatewayConfig, envoy_command, write_config
 from devstack.identity import OidcProvider
+from devstack.natsauth import ADMIN, BOOTSTRAP, Credentials, bootstrap, render, write_private
 from devstack.procs import (
     ROOT,
     child_process_options,
@@ -44,25 +46,68 @@ __all__ = [
 
 
 class NatsServer:
-    """A real nats-server with JetStream on a free port; can be stopped and restarted on the same port and store."""
+    """A real nats-server with JetStream on a free port; can be stopped and restarted on the same port and store.
 
-    def __init__(self, store_dir: Path, port: int | None = None) -> None:
+    With ``auth`` (the default) it runs as the system does: one user per service with least-privilege
+    allow-lists, a ``bootstrap`` user and an ``admin`` (``devstack.natsauth``), random passwords for
+    this run (kept across restarts), the config written with mode 0600 into ``store_dir``, next to
+    ``admin.env`` (``NATS_URL``/``NATS_USER``/``NATS_PASSWORD`` for operator tools such as
+    ``python -m devstack.dlq --env-file``). ``url`` connects as the admin (tests, tools);
+    ``address`` plus ``credentials_env(service)`` is what a service gets. With ``streams`` (the
+    default), every start declares the streams as the ``bootstrap`` user before returning.
+    """
+
+    def __init__(self, store_dir: Path, port: int | None = None, *, auth: bool = True, streams: bool = True) -> None:
         self.store_dir = store_dir
         self.port = port or free_port()
+        self.credentials = Credentials.generate() if auth else None
+        self.declares_streams = streams
         self.proc: subprocess.Popen[bytes] | None = None
         self._log: IO[bytes] | None = None
 
     @property
-    def url(self) -> str:
+    def address(self) -> str:
+        """The server's URL, no credentials in it."""
         return f"nats://127.0.0.1:{self.port}"
+
+    @property
+    def url(self) -> str:
+        """The URL a client with every right connects with (the admin's credentials in it, with ``auth``)."""
+        if self.credentials is None:
+            return self.address
+        return f"nats://{ADMIN}:{self.credentials.password(ADMIN)}@127.0.0.1:{self.port}"
+
+    @property
+    def config_path(self) -> Path:
+        return self.store_dir / "nats-users.conf"
+
+    @property
+    def admin_env_path(self) -> Path:
+        return self.store_dir / "admin.env"
+
+    def credentials_env(self, user: str) -> dict[str, str]:
+        """``NATS_USER`` and ``NATS_PASSWORD`` of ``user`` (a service, or ``admin``) here; none without ``auth``."""
+        if self.credentials is None:
+            return {}
+        return {"NATS_USER": user, "NATS_PASSWORD": self.credentials.password(user)}
+
+    def _write_auth(self) -> list[str]:
+        if self.credentials is None:
+            return []
+        write_private(self.config_path, render(self.credentials.passwords))
+        admin = {"NATS_URL": self.address, **self.credentials_env(ADMIN)}
+        write_private(self.admin_env_path, "".join(f"{key}={value}\n" for key, value in admin.items()))
+        return ["-c", str(self.config_path)]
 
     def start(self) -> NatsServer:
         self.store_dir.mkdir(parents=True, exist_ok=True)
+        config = self._write_auth()
         self._log = (self.store_dir / "nats-server.log").open("ab")
         self.proc = subprocess.Popen(
             orphan_safe(
                 [
                     binary("nats-server"),
+                    *config,
                     "-a",
                     "127.0.0.1",
                     "-p",
@@ -77,7 +122,17 @@ class NatsServer:
             **child_process_options(),
         )
         wait_for_port(self.port, timeout=20, proc=self.proc)
+        if self.declares_streams:
+            self.declare_streams()
         return self
+
+    def declare_streams(self) -> None:
+        """Declare the streams as the ``bootstrap`` user (what ``python -m devstack.natsauth bootstrap`` does)."""
+        user = BOOTSTRAP if self.credentials is not None else None
+        password = self.credentials.password(BOOTSTRAP) if self.credentials is not None else None
+        # A thread of its own: start() is called from inside a running event loop (tests, `make up`).
+        with ThreadPoolExecutor(1, thread_name_prefix="nats-bootstrap") as pool:
+            pool.submit(lambda: asyncio.run(bootstrap(self.address, user, password, timeout=20))).result()
 
     def stop(self) -> None:
         if self.proc is not None:
@@ -176,14 +231,17 @@ class Stack:
             port = int(self.extra_env.setdefault(port_var, str(free_port())))
             self.services[module] = ServiceProcess(module, {}, root / "logs" / f"{module}.log", port)
 
-    def env(self) -> dict[str, str]:
+    def env(self, module: str | None = None) -> dict[str, str]:
+        """The environment of a service process; with ``module``, that service's own NATS user and password."""
         return {
-            "NATS_URL": self.nats.url,
+            "NATS_URL": self.nats.address,
             "DATA_DIR": str(self.root / "data"),
             "LOG_LEVEL": "INFO",
             "LOG_FORMAT": "json",
             **self.identity.env(),
             **self.extra_env,
+            # Last: the stack's nats-server knows this service by these credentials only.
+            **(self.nats.credentials_env(module) if module else {}),
         }
 
     @property
@@ -200,7 +258,7 @@ class Stack:
 
     def start_service(self, module: str) -> ServiceProcess:
         service = self.services[module]
-        service.env = self.env()
+        service.env = self.env(module)
         return service.start()
 
     def token(self, customer: str, roles: Sequence[str] = ()) -> str:
@@ -235,7 +293,7 @@ class Stack:
         index = len(self.replicas) + 2
         replica = ServiceProcess(
             module,
-            {**self.env(), SERVICES[module]: str(port)},
+            {**self.env(module), SERVICES[module]: str(port)},
             self.root / "logs" / f"{module}-{index}.log",
             port,
         ).start()

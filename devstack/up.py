@@ -60,7 +60,8 @@ _PORT_ROLES = {
 # Demo defaults of `make up` that differ from the services' own: readable logs, and a mock
 # payment slow enough to watch an order move (CREATED, then PAID) and to cancel it in time.
 _DEMO_DEFAULTS = {"LOG_FORMAT": "console", "PAYMENT_SVC_LATENCY_MS": "2000"}
-_OWNED = ("NATS_URL", "DATA_DIR")
+# The launcher's own: its nats-server (URL, and each service's user and password, new every run) and the data folder.
+_OWNED = ("NATS_URL", "NATS_USER", "NATS_PASSWORD", "NATS_DECLARE_STREAMS", "DATA_DIR")
 _STYLES = {
     "oidc": "red",
     "nats": "magenta",
@@ -158,7 +159,7 @@ class LogFollower:
                 )
 
 
-def _summary(gateway: GatewayConfig, ports: Ports, root: Path, env: Mapping[str, str]) -> Panel:
+def _summary(gateway: GatewayConfig, ports: Ports, root: Path, env: Mapping[str, str], admin_env: Path) -> Panel:
     table = Table.grid(padding=(0, 2))
     table.add_column(style="bold")
     table.add_column()
@@ -167,7 +168,9 @@ def _summary(gateway: GatewayConfig, ports: Ports, root: Path, env: Mapping[str,
     table.add_row("identity", f"{gateway.issuer} (development provider: its login form signs in anyone)")
     for module, var in SERVICES.items():
         table.add_row(module, f"127.0.0.1:{ports[var]} (gRPC)")
-    table.add_row("NATS", f"nats://127.0.0.1:{ports['NATS_PORT']} (JetStream)")
+    table.add_row("NATS", f"nats://127.0.0.1:{ports['NATS_PORT']} (JetStream; one user per service)")
+    shown = admin_env.relative_to(ROOT) if admin_env.is_relative_to(ROOT) else admin_env
+    table.add_row("dead letters", f"python -m devstack.dlq --env-file {shown} list")
     table.add_row("Envoy admin", gateway.admin_url)
     uri = env.get("MONGODB_URI", "")
     table.add_row("storage", f"MongoDB at {_mask(uri)}" if uri else f"SQLite in {root / 'data'}")
@@ -204,7 +207,7 @@ def _rate_limit(env: Mapping[str, str]) -> tuple[int, int]:
 
 async def _run(console: Console, env: dict[str, str], ports: Ports, root: Path) -> int:
     # Everything set in the environment or .env reaches the services, except what the launcher owns:
-    # its nats-server's URL and the data folder (STACK_DIR).
+    # its nats-server's URL and credentials, and the data folder (STACK_DIR).
     stack_env = {**_DEMO_DEFAULTS, **{k: v for k, v in env.items() if k not in _OWNED}}
     stack_env.update({var: str(ports[var]) for var in SERVICES.values()})
     stack = Stack(root, env=stack_env, nats_port=ports["NATS_PORT"], oidc_port=ports["OIDC_PORT"])
@@ -274,7 +277,7 @@ async def _run(console: Console, env: dict[str, str], ports: Ports, root: Path) 
                 indent=2,
             )
         )
-        console.print(_summary(gateway, ports, root, stack_env))
+        console.print(_summary(gateway, ports, root, stack_env, stack.nats.admin_env_path))
         console.print(_try_it(gateway, ports), soft_wrap=True, markup=False)
         while not stop.is_set():
             with contextlib.suppress(TimeoutError):

@@ -33,7 +33,6 @@ def builder(settings: NotificationSettings) -> Callable[[Bus], Awaitable[Compone
         )
         usecases = NotificationUseCases(store, mailer)
         consumer = bus.consumer(
-            durable="notification-svc-orders",
             handler=order_changes_handler(usecases),
             max_deliver=settings.max_deliver,
             max_in_flight=settings.fetch_batch,

@@ -51,7 +51,6 @@ def builder(settings: OrderSettings) -> Callable[[Bus], Awaitable[Components]]:
         bus.declare(order_events.OrderCreated)
         usecases = OrderUseCases(store, NatsChangeFeed(bus), on_commit=relay.notify)
         consumer = bus.consumer(
-            durable="order-svc-payments",
             handler=payment_events_handler(usecases),
             max_deliver=settings.max_deliver,
             max_in_flight=settings.fetch_batch,

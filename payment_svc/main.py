@@ -33,7 +33,6 @@ def builder(settings: PaymentSettings) -> Callable[[Bus], Awaitable[Components]]
         provider = MockPaymentProvider(settings.decline_rate, settings.latency_ms / 1000, settings.seed)
         usecases = PaymentUseCases(store, provider, on_commit=relay.notify)
         consumer = bus.consumer(
-            durable="payment-svc-orders",
             handler=order_events_handler(usecases),
             max_deliver=settings.max_deliver,
             max_in_flight=settings.fetch_batch,

