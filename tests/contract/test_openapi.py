@@ -172,7 +172,7 @@ def test_required_and_read_only_reflect_field_behavior(doc: Json) -> None:
         checked
     )
     order = schemas["orders.v1.Order"]
-    assert order["required"] == ["customerId", "lineItems"]
+    assert order["required"] == ["lineItems"]  # customerId is the token's subject: optional since identity
     assert order["properties"]["state"]["readOnly"] is True
 
 
