@@ -36,11 +36,13 @@ from bench.scenarios import (
     jetstream_ops,
     payment_tracker,
     run_interleaved,
+    run_names,
     saga_ops,
 )
 from bench.stats import RunResult, ratio
 from devstack.binaries import binary
-from devstack.gateway import DESCRIPTOR, GatewayConfig, page_or_placeholder
+from devstack.gateway import DESCRIPTOR, page_or_placeholder
+from devstack.identity import DEV_ISSUER, dev_token
 from devstack.stack import EnvoyProcess, ServiceProcess, Stack, free_port, wait_for, wait_for_port
 
 __all__ = ["main"]
@@ -49,6 +51,10 @@ SERVICE_NAMES = ("order_svc", "payment_svc", "notification_svc")
 SYSTEM = (*SERVICE_NAMES, "nats-server")
 BARE_ROLES = ("order", "payment", "notification")
 PROVIDER_LATENCY_MAX_MS = 10_000  # payment_svc's own bound on PAYMENT_SVC_LATENCY_MS
+# The gateway's per-customer write limit, far above what a run can place (one customer places a whole
+# run): the filter still runs, as in production, but never refuses. What auth costs is measured later.
+BENCH_RATE_LIMIT_PER_MINUTE = 60_000_000
+BENCH_RATE_LIMIT_BURST = 1_000_000
 
 
 def _log(line: str) -> None:
@@ -101,6 +107,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     running.add_argument("--notification-target", default="127.0.0.1:50053")
     running.add_argument("--nats-url", default="nats://127.0.0.1:4222")
     running.add_argument("--gateway-url", default="http://127.0.0.1:8080")
+    running.add_argument(
+        "--issuer", default=DEV_ISSUER, help="the development identity provider the system trusts (tokens)"
+    )
     args = parser.parse_args(argv)
     args.levels = [int(x) for x in str(args.in_flight).split(",") if x.strip()]
     if args.count < 1 or not args.levels or min(args.levels) < 1:
@@ -156,6 +165,8 @@ class Endpoints:
     gateway_url: str | None
     gateway_skipped: str | None
     pids: dict[str, int] = field(default_factory=dict)
+    #: A bearer token for a customer (a real sign-in at the development provider: slow, call before measuring).
+    token_for: Callable[[str], str] = field(default=lambda customer: dev_token(customer))
 
 
 async def start_system(
@@ -189,7 +200,7 @@ async def start_system(
         proc = system.services[name].proc
         assert proc is not None
         pids[name] = proc.pid
-    endpoints = Endpoints(system.order.target, system.nats.url, None, None, pids)
+    endpoints = Endpoints(system.order.target, system.nats.url, None, None, pids, system.token)
     if args.skip_http or not gateway_wanted:
         endpoints.gateway_skipped = "--skip-http given" if args.skip_http else "not wanted here"
         return endpoints
@@ -197,11 +208,12 @@ async def start_system(
         binary("envoy")
         if not DESCRIPTOR.is_file():
             raise FileNotFoundError(f"{DESCRIPTOR} is missing (make gen)")
-        config = GatewayConfig(
+        config = system.gateway_config(
             port=free_port(),
             admin_port=free_port(),
-            upstream_port=system.order.grpc_port,
             page=page_or_placeholder(root / "envoy"),
+            rate_limit_per_minute=BENCH_RATE_LIMIT_PER_MINUTE,
+            rate_limit_burst=BENCH_RATE_LIMIT_BURST,
         )
         gateway = EnvoyProcess(config, root / "envoy")
         stack.callback(gateway.terminate)
@@ -228,8 +240,14 @@ def running_endpoints(args: argparse.Namespace) -> Endpoints:
     if gateway_url is not None:
         ports["envoy"] = _hostport(gateway_url.split("//", 1)[-1].rstrip("/"))[1]
     pids = {name: pid for name, port in ports.items() if (pid := pid_listening_on(port)) is not None}
+    issuer = str(args.issuer)
     return Endpoints(
-        args.order_target, args.nats_url, gateway_url, "--skip-http given" if args.skip_http else None, pids
+        args.order_target,
+        args.nats_url,
+        gateway_url,
+        "--skip-http given" if args.skip_http else None,
+        pids,
+        lambda customer: dev_token(customer, issuer=issuer),
     )
 
 
@@ -276,6 +294,9 @@ async def system_scenarios(
 ) -> list[Scenario]:
     """The saga end to end over gRPC and (when the gateway is there) through it as HTTP/JSON."""
     me = {"bench_client": os.getpid()}
+    # Every run's customer signs in once, here, so that no run waits for the identity provider.
+    customers = [f"{tag}-{via}-{run}" for via in ("grpc", "http") for run in run_names(measure)]
+    tokens = await asyncio.to_thread(lambda: {customer: endpoints.token_for(customer) for customer in customers})
     nc = await nats.connect(endpoints.nats_url, name="bench-tracker")
     stack.push_async_callback(nc.close)
     tracker = payment_tracker(nc)
@@ -288,7 +309,7 @@ async def system_scenarios(
             "end_to_end",
             "grpc",
             "saga via gRPC",
-            saga_ops(measure, grpc_creator(channel, f"{tag}-grpc", measure.op_timeout), tracker),
+            saga_ops(measure, grpc_creator(channel, f"{tag}-grpc", measure.op_timeout, tokens.__getitem__), tracker),
             CpuMeter(grpc_pids),
             SYSTEM,
         )
@@ -301,7 +322,7 @@ async def system_scenarios(
                 "end_to_end",
                 "http",
                 "saga via gateway",
-                saga_ops(measure, http_creator(pool, f"{tag}-http", measure.op_timeout), tracker),
+                saga_ops(measure, http_creator(pool, f"{tag}-http", measure.op_timeout, tokens.__getitem__), tracker),
                 CpuMeter(endpoints.pids | me),
                 (*SYSTEM, "envoy"),
             )

@@ -61,12 +61,17 @@ class HttpPool:
         self._idle: list[_Connection] = []
         self._all: list[_Connection] = []
 
-    async def post_json(self, path: str, body: bytes, timeout: float = 30.0) -> bytes:
-        """The response body of a 2xx answer; HttpError otherwise."""
+    async def post_json(self, path: str, body: bytes, timeout: float = 30.0, headers: bytes = b"") -> bytes:
+        """The response body of a 2xx answer; HttpError otherwise. ``headers``: more lines, each ending CRLF."""
         request = (
-            f"POST {path} HTTP/1.1\r\nHost: {self._host}:{self._port}\r\n"
-            f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
-        ).encode() + body
+            (
+                f"POST {path} HTTP/1.1\r\nHost: {self._host}:{self._port}\r\n"
+                f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n"
+            ).encode()
+            + headers
+            + b"\r\n"
+            + body
+        )
         connection = self._idle.pop() if self._idle else await self._open()
         try:
             status, data = await asyncio.wait_for(connection.exchange(request), timeout)

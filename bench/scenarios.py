@@ -40,6 +40,7 @@ __all__ = [
     "order_request",
     "payment_tracker",
     "run_interleaved",
+    "run_names",
     "saga_ops",
 ]
 
@@ -239,15 +240,26 @@ def saga_ops(measure: Measure, create_for: Callable[[str], CreateFn], tracker: T
     return make_op
 
 
-def grpc_creator(channel: grpc.aio.Channel, tag: str, timeout: float) -> Callable[[str], CreateFn]:
-    """CreateOrder over gRPC; every run's orders belong to their own customer."""
+TokenFor = Callable[[str], str]
+
+
+def grpc_creator(
+    channel: grpc.aio.Channel, tag: str, timeout: float, token_for: TokenFor | None = None
+) -> Callable[[str], CreateFn]:
+    """CreateOrder over gRPC; every run's orders belong to their own customer, signed in with its token.
+
+    ``token_for(customer)`` must answer at once (tokens fetched before the runs); None: no token
+    (the bare pipeline checks none).
+    """
     stub = orders_pb2_grpc.OrderServiceStub(channel)
 
     def create_for(run: str) -> CreateFn:
-        request = order_request(f"{tag}-{run}")
+        customer = f"{tag}-{run}"
+        request = order_request(customer)
+        metadata = (("authorization", f"Bearer {token_for(customer)}"),) if token_for is not None else None
 
         async def create(_key: str) -> str:
-            order = await stub.CreateOrder(request, timeout=timeout)
+            order = await stub.CreateOrder(request, metadata=metadata, timeout=timeout)
             return str(order.order_id)
 
         return create
@@ -255,19 +267,26 @@ def grpc_creator(channel: grpc.aio.Channel, tag: str, timeout: float) -> Callabl
     return create_for
 
 
-def http_creator(pool: HttpPool, tag: str, timeout: float) -> Callable[[str], CreateFn]:
-    """POST /v1/orders through the gateway."""
+def http_creator(pool: HttpPool, tag: str, timeout: float, token_for: TokenFor) -> Callable[[str], CreateFn]:
+    """POST /v1/orders through the gateway, signed in as the run's customer."""
 
     def create_for(run: str) -> CreateFn:
-        body = order_json(f"{tag}-{run}")
+        customer = f"{tag}-{run}"
+        body = order_json(customer)
+        headers = f"Authorization: Bearer {token_for(customer)}\r\n".encode()
 
         async def create(_key: str) -> str:
-            reply = json.loads(await pool.post_json("/v1/orders", body, timeout=timeout))
+            reply = json.loads(await pool.post_json("/v1/orders", body, timeout=timeout, headers=headers))
             return str(reply["orderId"])
 
         return create
 
     return create_for
+
+
+def run_names(measure: Measure) -> list[str]:
+    """The name of every run ``run_interleaved`` makes (its customers are named after them)."""
+    return ["warmup", *(f"l{level}" for level in measure.levels)]
 
 
 async def echo_ops(measure: Measure, target: str, stack: contextlib.AsyncExitStack) -> Callable[[str], Operation]:

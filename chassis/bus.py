@@ -54,10 +54,11 @@ def redact_url(url: str) -> str:
     return re.sub(r"//([^:@/]*):[^@/]*@", r"//\1:***@", url)
 
 
-def stream_config(stream: StreamSpec) -> api.StreamConfig:
+def stream_config(stream: StreamSpec, replicas: int = 1) -> api.StreamConfig:
     """A stream as this system runs it: file storage, a dedup window; event streams keep 7 days.
 
-    Dead letters never expire: they wait for a person to inspect and replay them.
+    Dead letters never expire: they wait for a person to inspect and replay them. On a JetStream
+    cluster ``replicas`` (e.g. 3) keeps every stream on that many servers, so losing one loses nothing.
     """
     return api.StreamConfig(
         name=stream.name,
@@ -65,13 +66,19 @@ def stream_config(stream: StreamSpec) -> api.StreamConfig:
         storage=api.StorageType.FILE,
         duplicate_window=DUPLICATE_WINDOW_SECONDS,
         max_age=0 if stream.name == DEAD_LETTER_STREAM else STREAM_MAX_AGE_SECONDS,
+        num_replicas=replicas,
     )
 
 
-async def declare_streams(js: JetStreamContext, streams: Sequence[StreamSpec]) -> None:
+def server_urls(url: str) -> list[str]:
+    """``NATS_URL`` as a list: one URL, or several separated by commas (the servers of a cluster)."""
+    return [part.strip() for part in url.split(",") if part.strip()]
+
+
+async def declare_streams(js: JetStreamContext, streams: Sequence[StreamSpec], replicas: int = 1) -> None:
     """Create each stream, or update it when it exists with another configuration."""
     for stream in streams:
-        config = stream_config(stream)
+        config = stream_config(stream, replicas)
         try:
             await js.add_stream(config)
         except nats.js.errors.BadRequestError:
@@ -133,7 +140,7 @@ class Bus:
         ):
             with attempt:
                 self._nc = await nats.connect(
-                    self._url,
+                    server_urls(self._url),
                     name=self._name,
                     user=self._user or None,
                     password=self._password.get_secret_value() if self._password is not None else None,

@@ -12,6 +12,8 @@ __all__ = [
     "FieldViolation",
     "InvalidArgument",
     "NotFound",
+    "PermissionDenied",
+    "Unauthenticated",
 ]
 
 
@@ -66,3 +68,15 @@ class AlreadyExists(DomainError):
     """The request conflicts with what already exists (e.g. a reused idempotency key)."""
 
     reason = "ALREADY_EXISTS"
+
+
+class Unauthenticated(DomainError):
+    """No valid credentials came with the request (missing, expired, badly signed, wrong issuer...)."""
+
+    reason = "UNAUTHENTICATED"
+
+
+class PermissionDenied(DomainError):
+    """The caller is known but may not do this (e.g. act in another customer's name)."""
+
+    reason = "PERMISSION_DENIED"

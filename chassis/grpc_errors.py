@@ -10,7 +10,15 @@ from google.protobuf import any_pb2
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
-from chassis.errors import AlreadyExists, DomainError, FailedPrecondition, InvalidArgument, NotFound
+from chassis.errors import (
+    AlreadyExists,
+    DomainError,
+    FailedPrecondition,
+    InvalidArgument,
+    NotFound,
+    PermissionDenied,
+    Unauthenticated,
+)
 from chassis.logging import get_logger
 
 __all__ = ["DOMAIN", "ErrorMappingInterceptor", "to_status"]
@@ -23,6 +31,8 @@ _CODES: tuple[tuple[type[DomainError], int], ...] = (
     (NotFound, code_pb2.NOT_FOUND),
     (FailedPrecondition, code_pb2.FAILED_PRECONDITION),
     (AlreadyExists, code_pb2.ALREADY_EXISTS),
+    (Unauthenticated, code_pb2.UNAUTHENTICATED),
+    (PermissionDenied, code_pb2.PERMISSION_DENIED),
 )
 
 

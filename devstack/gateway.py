@@ -1,15 +1,20 @@
-"""The Envoy gateway's config: envoy.yaml (the one source of truth) rewritten for other ports, hosts and paths."""
+"""The Envoy gateway's config: envoy.yaml (the one source of truth) rewritten for other ports, hosts and paths.
+
+Also for another identity provider (issuer, audience, JWKS URL) and another per-customer write limit.
+"""
 
 from __future__ import annotations
 
 import argparse
 import ipaddress
+import json
 import os
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import yaml
 
@@ -18,11 +23,13 @@ from devstack.binaries import binary
 __all__ = [
     "DESCRIPTOR",
     "ENVOY_YAML",
+    "IDENTITY_HEADER",
     "PAGE",
     "GatewayConfig",
     "envoy_command",
     "page_or_placeholder",
     "render",
+    "token_bucket",
     "write_config",
 ]
 
@@ -32,7 +39,19 @@ DESCRIPTOR = ROOT / "gateway" / "orders_descriptor.binpb"
 PAGE = ROOT / "client" / "web" / "index.html"
 
 _TRANSCODER = "envoy.filters.http.grpc_json_transcoder"
+_JWT = "envoy.filters.http.jwt_authn"
+_RATE_LIMIT = "envoy.filters.http.local_ratelimit"
 _HCM = "envoy.filters.network.http_connection_manager"
+#: Set by jwt_authn from the verified token's ``sub`` and read by the rate limit only: a client's copy is
+#: removed before any filter runs, and the gateway's own before the request goes upstream.
+IDENTITY_HEADER = "x-internal-subject"
+#: The development provider authenticates clients even with PKCE (any secret); a real provider's
+#: web-page client is public and has none.
+DEV_CLIENT_SECRET = "dev-only-not-a-secret"
+#: Where the development provider (oidc-provider-mock) serves its signing keys, under its issuer URL.
+_DEV_JWKS_PATH = "/jwks"
+#: The CA bundle Envoy checks an https JWKS endpoint against (Debian and the gateway image's path).
+CA_BUNDLE = "/etc/ssl/certs/ca-certificates.crt"
 _PLACEHOLDER = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>order-saga gateway</title></head>
 <body><h1>order-saga gateway</h1>
@@ -43,7 +62,14 @@ _PLACEHOLDER = """<!doctype html>
 
 @dataclass(frozen=True)
 class GatewayConfig:
-    """Where the gateway listens, where order_svc is, and the files Envoy reads (absolute paths)."""
+    """Where the gateway listens, where order_svc is, the files Envoy reads, whose tokens it trusts, the write limit.
+
+    File paths are absolute. ``issuer`` is the URL the tokens name (``iss``): where browsers and the
+    CLI reach the provider. ``jwks_url`` is where Envoy fetches the signing keys, and where it sends
+    ``/oauth2/token`` for the web page; by default the development provider's ``/jwks`` under the
+    issuer. Inside docker-compose it is the provider's address on the compose network, while the
+    issuer stays the public one.
+    """
 
     port: int = 8080
     admin_port: int = 9901
@@ -53,6 +79,19 @@ class GatewayConfig:
     admin_host: str = "127.0.0.1"
     descriptor: Path = DESCRIPTOR
     page: Path = PAGE
+    issuer: str = "http://127.0.0.1:9400"
+    audience: str = "order-saga"
+    jwks_url: str = ""
+    client_secret: str = DEV_CLIENT_SECRET
+    rate_limit_per_minute: int = 120
+    rate_limit_burst: int = 30
+
+    def __post_init__(self) -> None:
+        if self.rate_limit_per_minute < 1 or self.rate_limit_burst < 1:
+            raise ValueError("the rate limit (per minute) and its burst must be at least 1")
+        for url in (self.issuer, self.keys_url):
+            if urlsplit(url).scheme not in ("http", "https") or not urlsplit(url).hostname:
+                raise ValueError(f"not an http(s) URL: {url!r}")
 
     @property
     def url(self) -> str:
@@ -61,6 +100,25 @@ class GatewayConfig:
     @property
     def admin_url(self) -> str:
         return f"http://{self.admin_host}:{self.admin_port}"
+
+    @property
+    def keys_url(self) -> str:
+        """The JWKS URL Envoy fetches (``jwks_url``, else the development provider's under the issuer)."""
+        return self.jwks_url or f"{self.issuer.rstrip('/')}{_DEV_JWKS_PATH}"
+
+    def page_config(self) -> dict[str, str]:
+        """``GET /config.json``: what the web page needs to sign in at the provider and get a token."""
+        issuer = self.issuer.rstrip("/")
+        config = {
+            "issuer": self.issuer,
+            "clientId": self.audience,  # an ID token's audience is the client it was issued to
+            "clientSecret": self.client_secret,
+            "authorizationEndpoint": f"{issuer}/oauth2/authorize",
+            "tokenEndpoint": "/oauth2/token",  # the gateway's route to the provider (same origin as the page)
+        }
+        if not self.client_secret:
+            del config["clientSecret"]
+        return config
 
 
 def _one(items: Iterator[dict[str, Any]], what: str) -> dict[str, Any]:
@@ -78,12 +136,90 @@ def _is_ip(host: str) -> bool:
     return True
 
 
+def token_bucket(per_minute: int, burst: int) -> dict[str, Any]:
+    """An Envoy token bucket: ``burst`` at once, refilled at ``per_minute`` (fills at least 50 ms apart)."""
+    if per_minute <= 1200:
+        seconds = f"{60 / per_minute:.3f}".rstrip("0").rstrip(".")
+        return {"max_tokens": burst, "tokens_per_fill": 1, "fill_interval": f"{seconds}s"}
+    return {"max_tokens": burst, "tokens_per_fill": round(per_minute / 1200), "fill_interval": "0.05s"}
+
+
+def _point_cluster_at(cluster: dict[str, Any], host: str, port: int, what: str) -> None:
+    endpoint = _one(
+        (e["endpoint"] for group in cluster["load_assignment"]["endpoints"] for e in group["lb_endpoints"]),
+        f"{what} endpoint",
+    )
+    endpoint["address"]["socket_address"] = {"address": host, "port_value": port}
+    if not _is_ip(host):
+        cluster["type"] = "STRICT_DNS"
+        cluster["dns_lookup_family"] = "V4_PREFERRED"
+
+
+def _authority(url: str) -> tuple[str, int, str]:
+    """Host, port and the Host header value of an http(s) URL."""
+    parts = urlsplit(url)
+    assert parts.hostname is not None
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    return parts.hostname, port, parts.netloc
+
+
+def _routes(hcm: Mapping[str, Any]) -> Iterator[dict[str, Any]]:
+    for host in hcm["route_config"]["virtual_hosts"]:
+        yield from host["routes"]
+
+
+def _render_identity(doc: dict[str, Any], hcm: dict[str, Any], config: GatewayConfig) -> None:
+    """The provider jwt_authn trusts, the cluster its keys come from, the token route and /config.json."""
+    jwt = _one((f["typed_config"] for f in hcm["http_filters"] if f["name"] == _JWT), "jwt_authn filter")
+    provider = _one(iter(jwt["providers"].values()), "jwt_authn provider")
+    provider["issuer"] = config.issuer  # exactly as the tokens say it (Auth0's ends in a slash)
+    provider["audiences"] = [config.audience]
+    provider["remote_jwks"]["http_uri"]["uri"] = config.keys_url
+
+    keys_host, keys_port, _ = _authority(config.keys_url)
+    cluster_name = provider["remote_jwks"]["http_uri"]["cluster"]
+    cluster = _one((c for c in doc["static_resources"]["clusters"] if c["name"] == cluster_name), "provider cluster")
+    _point_cluster_at(cluster, keys_host, keys_port, "provider")
+    if urlsplit(config.keys_url).scheme == "https":
+        cluster["transport_socket"] = {
+            "name": "envoy.transport_sockets.tls",
+            "typed_config": {
+                "@type": "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext",
+                "sni": keys_host,
+                "common_tls_context": {
+                    "validation_context": {
+                        "trusted_ca": {"filename": CA_BUNDLE},
+                        "match_typed_subject_alt_names": [{"san_type": "DNS", "matcher": {"exact": keys_host}}],
+                    }
+                },
+            },
+        }
+
+    token_route = _one(
+        (r for r in _routes(hcm) if r.get("route", {}).get("cluster") == cluster_name), "route to the provider"
+    )
+    token_route["route"]["host_rewrite_literal"] = _authority(config.issuer)[2]
+    config_route = _one(
+        (r for r in _routes(hcm) if r["match"].get("path") == "/config.json"), "route serving /config.json"
+    )
+    config_route["direct_response"]["body"] = {"inline_string": json.dumps(config.page_config(), separators=(",", ":"))}
+
+
+def _render_rate_limit(hcm: dict[str, Any], config: GatewayConfig) -> None:
+    """The write limit's per-customer token bucket, from ``config``."""
+    limit = _one((f["typed_config"] for f in hcm["http_filters"] if f["name"] == _RATE_LIMIT), "local_ratelimit")
+    descriptor = _one(iter(limit["descriptors"]), "rate limit descriptor")
+    descriptor["token_bucket"] = token_bucket(config.rate_limit_per_minute, config.rate_limit_burst)
+
+
 def render(config: GatewayConfig, source: Path = ENVOY_YAML) -> dict[str, Any]:
     """envoy.yaml as a dict with ``config``'s addresses and absolute file paths put in.
 
     Only these are rewritten: the admin and listener addresses, the order_svc endpoint
-    (``STRICT_DNS`` when it is a host name, as in docker-compose), the descriptor set path
-    and the web page path. Everything else is envoy.yaml as written.
+    (``STRICT_DNS`` when it is a host name, as in docker-compose), the descriptor set path,
+    the web page path, the identity provider (jwt_authn's issuer, audience and JWKS URL, the
+    provider's cluster, the Host of ``/oauth2/token``, ``/config.json``) and the write limit's
+    token buckets. Everything else is envoy.yaml as written.
     """
     doc: dict[str, Any] = yaml.safe_load(source.read_text())
     doc["admin"]["address"]["socket_address"] = {"address": config.admin_host, "port_value": config.admin_port}
@@ -108,14 +244,9 @@ def render(config: GatewayConfig, source: Path = ENVOY_YAML) -> dict[str, Any]:
     page_route["direct_response"]["body"]["filename"] = str(config.page)
 
     cluster = _one((c for c in doc["static_resources"]["clusters"] if c["name"] == "order_svc"), "order_svc cluster")
-    endpoint = _one(
-        (e["endpoint"] for group in cluster["load_assignment"]["endpoints"] for e in group["lb_endpoints"]),
-        "order_svc endpoint",
-    )
-    endpoint["address"]["socket_address"] = {"address": config.upstream_host, "port_value": config.upstream_port}
-    if not _is_ip(config.upstream_host):
-        cluster["type"] = "STRICT_DNS"
-        cluster["dns_lookup_family"] = "V4_PREFERRED"
+    _point_cluster_at(cluster, config.upstream_host, config.upstream_port, "order_svc")
+    _render_identity(doc, hcm, config)
+    _render_rate_limit(hcm, config)
     return doc
 
 
@@ -146,8 +277,15 @@ def _hostport(value: str) -> tuple[str, int]:
     return host, int(port)
 
 
-def main(argv: Sequence[str] | None = None) -> None:
-    """``python -m devstack.gateway``: render envoy.yaml for other addresses; with ``--exec``, run Envoy on it."""
+def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None) -> None:
+    """``python -m devstack.gateway``: render envoy.yaml for other addresses; with ``--exec``, run Envoy on it.
+
+    The identity and rate-limit options default to the settings the services share (``OIDC_ISSUER``,
+    ``OIDC_AUDIENCE``, ``OIDC_JWKS_URL``) and the gateway's own (``GATEWAY_RATE_LIMIT_PER_MINUTE``,
+    ``GATEWAY_RATE_LIMIT_BURST``), so docker-compose configures the gateway like order_svc.
+    """
+    env = os.environ if environ is None else environ
+    defaults = GatewayConfig()
     parser = argparse.ArgumentParser(prog="python -m devstack.gateway", description=main.__doc__)
     parser.add_argument("--listen", default="127.0.0.1:8080", help="host:port of the gateway")
     parser.add_argument("--admin", default="127.0.0.1:9901", help="host:port of Envoy's admin interface")
@@ -155,6 +293,29 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--out", type=Path, default=Path("var/envoy/envoy.yaml"), help="where to write the config")
     parser.add_argument("--exec", action="store_true", help="replace this process with Envoy on the config")
     parser.add_argument("--log-level", default="warning")
+    parser.add_argument(
+        "--issuer", default=env.get("OIDC_ISSUER") or defaults.issuer, help="the tokens' `iss` (OIDC_ISSUER)"
+    )
+    parser.add_argument(
+        "--audience", default=env.get("OIDC_AUDIENCE") or defaults.audience, help="the tokens' `aud` (OIDC_AUDIENCE)"
+    )
+    parser.add_argument(
+        "--jwks-url",
+        default=env.get("OIDC_JWKS_URL", ""),
+        help="the provider's signing keys (OIDC_JWKS_URL; default: the development provider's, ISSUER/jwks)",
+    )
+    parser.add_argument(
+        "--rate-limit-per-minute",
+        type=int,
+        default=int(env.get("GATEWAY_RATE_LIMIT_PER_MINUTE") or defaults.rate_limit_per_minute),
+        help="orders a customer may place or cancel per minute (GATEWAY_RATE_LIMIT_PER_MINUTE)",
+    )
+    parser.add_argument(
+        "--rate-limit-burst",
+        type=int,
+        default=int(env.get("GATEWAY_RATE_LIMIT_BURST") or defaults.rate_limit_burst),
+        help="... and at once (GATEWAY_RATE_LIMIT_BURST)",
+    )
     args = parser.parse_args(argv)
     host, port = _hostport(args.listen)
     admin_host, admin_port = _hostport(args.admin)
@@ -168,6 +329,11 @@ def main(argv: Sequence[str] | None = None) -> None:
         listen_host=host,
         admin_host=admin_host,
         page=page_or_placeholder(out.parent),
+        issuer=args.issuer,
+        audience=args.audience,
+        jwks_url=args.jwks_url,
+        rate_limit_per_minute=args.rate_limit_per_minute,
+        rate_limit_burst=args.rate_limit_burst,
     )
     write_config(config, out)
     if not args.exec:

@@ -22,7 +22,7 @@ from orders.v1 import events_pb2 as order_events
 from payments.v1 import events_pb2 as payment_events
 from pydantic import SecretStr
 
-from chassis.bus import declare_streams, inbox_prefix, redact_url
+from chassis.bus import declare_streams, inbox_prefix, redact_url, server_urls
 from chassis.delivery import DEAD_LETTER_STREAM, DEAD_LETTER_SUBJECTS, dead_letter_subject
 from chassis.routing import StreamSpec, durable_name, stream_of, subject_filter
 
@@ -229,7 +229,7 @@ class BootstrapFailed(RuntimeError):
 
 
 async def bootstrap(
-    url: str, user: str | None = None, password: str | None = None, *, timeout: float = 30.0
+    url: str, user: str | None = None, password: str | None = None, *, timeout: float = 30.0, replicas: int = 1
 ) -> list[StreamSpec]:
     """Declare every stream (``streams()``) as ``user``; retries until NATS answers, for up to ``timeout`` s.
 
@@ -248,7 +248,7 @@ async def bootstrap(
         reasons.clear()
         try:
             nc = await nats.connect(
-                url,
+                server_urls(url),
                 user=user or None,
                 password=password or None,
                 inbox_prefix=inbox_prefix(user),
@@ -258,7 +258,7 @@ async def bootstrap(
                 error_cb=keep,
             )
             try:
-                await declare_streams(nc.jetstream(timeout=5), wanted)
+                await declare_streams(nc.jetstream(timeout=5), wanted, replicas)
             finally:
                 await nc.close()
             return wanted
@@ -291,6 +291,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     boot.add_argument("--nats-url", default=os.environ.get("NATS_URL", "nats://127.0.0.1:4222"))
     boot.add_argument("--user", default=os.environ.get("NATS_USER", BOOTSTRAP))
     boot.add_argument("--timeout", type=float, default=60.0, help="seconds to wait for NATS")
+    boot.add_argument(
+        "--replicas",
+        type=int,
+        default=int(os.environ.get("NATS_STREAM_REPLICAS", "1")),
+        help="servers each stream is kept on (3 on a 3-node cluster; env NATS_STREAM_REPLICAS)",
+    )
     config = sub.add_parser("config", help="print docker-compose's nats-users.conf (passwords from $NATS_PASSWORD_*)")
     config.add_argument("--check", action="store_true", help=f"fail if {COMPOSE_CONFIG.name} is not up to date")
     config.add_argument("--write", action="store_true", help=f"write {COMPOSE_CONFIG.name}")
@@ -310,7 +316,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     try:
         declared = asyncio.run(
-            bootstrap(args.nats_url, args.user, os.environ.get("NATS_PASSWORD"), timeout=args.timeout)
+            bootstrap(
+                args.nats_url,
+                args.user,
+                os.environ.get("NATS_PASSWORD"),
+                timeout=args.timeout,
+                replicas=args.replicas,
+            )
         )
     except BootstrapFailed as error:
         _say(str(error))

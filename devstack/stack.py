@@ -4,24 +4,32 @@ from __future__ import annotations
 
 import asyncio
 import os
-import shutil
 import signal
-import socket
 import subprocess
 import sys
-import time
 import urllib.request
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import IO, Any, TypeVar
+from typing import IO, Any
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from devstack.binaries import binary
 from devstack.gateway import GatewayConfig, envoy_command, write_config
+from devstack.identity import OidcProvider
 from devstack.natsauth import ADMIN, BOOTSTRAP, Credentials, bootstrap, render, write_private
+from devstack.procs import (
+    ROOT,
+    child_process_options,
+    free_port,
+    log_tail,
+    orphan_safe,
+    stop_process,
+    wait_for,
+    wait_for_port,
+)
 
 __all__ = [
     "METRICS_PORTS",
@@ -36,88 +44,6 @@ __all__ = [
     "wait_for",
     "wait_for_port",
 ]
-
-T = TypeVar("T")
-ROOT = Path(__file__).resolve().parents[1]
-_SETPRIV = shutil.which("setpriv")
-
-
-def child_process_options() -> dict[str, Any]:
-    """Popen options for a child that is stopped by its starter alone.
-
-    Own session: a Ctrl-C in the terminal reaches only the starter, which stops its children
-    in order. No ``preexec_fn``: it would force a plain fork() of a process running gRPC,
-    whose fork handlers can abort the child (see ``orphan_safe`` for the parent-death signal).
-    """
-    return {"start_new_session": True}
-
-
-def orphan_safe(command: list[str]) -> list[str]:
-    """``command`` run so that it gets SIGTERM if its starter dies, even by SIGKILL (Linux ``setpriv``)."""
-    if _SETPRIV is None:
-        return command
-    return [_SETPRIV, "--pdeathsig", "TERM", "--", *command]
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-async def wait_for(
-    probe: Callable[[], Awaitable[T]],
-    *,
-    timeout: float,
-    interval: float = 0.02,
-    what: str = "condition",
-) -> T:
-    """Poll ``probe`` until it returns a truthy value (returned) or ``timeout`` passes (TimeoutError)."""
-    deadline = time.monotonic() + timeout
-    last_error: BaseException | None = None
-    while True:
-        try:
-            value = await probe()
-            if value:
-                return value
-        except Exception as error:
-            last_error = error
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"timed out after {timeout}s waiting for {what}; last error: {last_error!r}")
-        await asyncio.sleep(interval)
-
-
-def _log_tail(path: Path, lines: int) -> str:
-    if not path.exists():
-        return ""
-    return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
-
-
-def _stop(proc: subprocess.Popen[bytes], timeout: float) -> int:
-    """SIGTERM, wait up to ``timeout`` s, then SIGKILL; the exit code."""
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-    return proc.returncode
-
-
-def wait_for_port(port: int, *, timeout: float, proc: subprocess.Popen[bytes] | None = None) -> None:
-    """Block until something accepts TCP connections on 127.0.0.1:``port``."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc is not None and proc.poll() is not None:
-            raise RuntimeError(f"process exited with {proc.returncode} before listening on {port}")
-        with socket.socket() as sock:
-            sock.settimeout(0.2)
-            if sock.connect_ex(("127.0.0.1", port)) == 0:
-                return
-        time.sleep(0.02)
-    raise TimeoutError(f"nothing listens on 127.0.0.1:{port} after {timeout}s")
 
 
 class NatsServer:
@@ -211,7 +137,7 @@ class NatsServer:
 
     def stop(self) -> None:
         if self.proc is not None:
-            _stop(self.proc, 10)
+            stop_process(self.proc, 10)
         self.proc = None
         if self._log is not None:
             self._log.close()
@@ -280,13 +206,13 @@ class ServiceProcess:
                 raise TimeoutError(f"{error}\n--- {self.log_path} ---\n{self.log_tail()}") from None
 
     def log_tail(self, lines: int = 40) -> str:
-        return _log_tail(self.log_path, lines)
+        return log_tail(self.log_path, lines)
 
     def terminate(self, timeout: float = 20.0) -> int | None:
         """SIGTERM, wait for the graceful stop; SIGKILL if it does not come. Returns the exit code."""
         if self.proc is None:
             return None
-        code = _stop(self.proc, timeout)
+        code = stop_process(self.proc, timeout)
         self.proc = None
         return code
 
@@ -312,14 +238,21 @@ METRICS_PORTS = {
 
 
 class Stack:
-    """nats-server plus the three services as real processes, on free ports, sharing one data folder.
+    """The identity provider, nats-server and the three services as real processes, on free ports.
 
     Each service's /metrics gets a free port too (``env`` may set ``<SVC>_METRICS_PORT``, -1 for
     none); another process of a service (a replica) serves its own, on a port of its own.
     """
 
-    def __init__(self, root: Path, env: Mapping[str, str] | None = None, nats_port: int | None = None) -> None:
+    def __init__(
+        self,
+        root: Path,
+        env: Mapping[str, str] | None = None,
+        nats_port: int | None = None,
+        oidc_port: int | None = None,
+    ) -> None:
         self.root = root
+        self.identity = OidcProvider(root / "identity", oidc_port)
         self.nats = NatsServer(root / "nats", nats_port)
         self.extra_env = dict(env or {})
         self.services: dict[str, ServiceProcess] = {}
@@ -342,6 +275,7 @@ class Stack:
             "DATA_DIR": str(self.root / "data"),
             "LOG_LEVEL": "INFO",
             "LOG_FORMAT": "json",
+            **self.identity.env(),
             **self.extra_env,
             **({METRICS_PORTS[module]: "0"} if module in METRICS_PORTS else {}),
             # Last: the stack's nats-server knows this service by these credentials only.
@@ -365,7 +299,26 @@ class Stack:
         service.env = {**self.env(module), METRICS_PORTS[module]: str(service.metrics_port)}
         return service.start()
 
+    def token(self, customer: str, roles: Sequence[str] = ()) -> str:
+        """A bearer token for ``customer`` from this stack's identity provider."""
+        return self.identity.token(customer, roles)
+
+    def gateway_config(self, **settings: Any) -> GatewayConfig:
+        """The gateway in front of this stack: order_svc upstream, trusting the provider order_svc trusts.
+
+        ``settings`` are the rest of ``GatewayConfig`` (ports, page, rate limit, ...) or override those.
+        """
+        env = self.env()
+        trusted = {
+            "upstream_port": self.order.grpc_port,
+            "issuer": env["OIDC_ISSUER"],
+            "audience": env["OIDC_AUDIENCE"],
+            "jwks_url": env.get("OIDC_JWKS_URL", ""),
+        }
+        return GatewayConfig(**{**trusted, **settings})
+
     async def start(self) -> Stack:
+        self.identity.start()
         self.nats.start()
         for module in self.services:
             self.start_service(module)
@@ -403,6 +356,7 @@ class Stack:
         for service in running:
             service.terminate()
         self.nats.stop()
+        self.identity.stop()
 
 
 class EnvoyProcess:
@@ -458,12 +412,12 @@ class EnvoyProcess:
             raise type(error)(f"{error}\n--- {self.log_path} ---\n{self.log_tail()}") from None
 
     def log_tail(self, lines: int = 40) -> str:
-        return _log_tail(self.log_path, lines)
+        return log_tail(self.log_path, lines)
 
     def terminate(self, timeout: float = 10.0) -> int | None:
         """SIGTERM (Envoy exits at once), SIGKILL if it does not; returns the exit code."""
         if self.proc is None:
             return None
-        code = _stop(self.proc, timeout)
+        code = stop_process(self.proc, timeout)
         self.proc = None
         return code

@@ -1,4 +1,4 @@
-"""``make up``: nats-server, the three services and Envoy on this machine, healthy and logging, until Ctrl-C."""
+"""``make up``: the identity provider, nats-server, the three services and Envoy on this machine, until Ctrl-C."""
 
 from __future__ import annotations
 
@@ -22,6 +22,7 @@ from rich.table import Table
 from rich.text import Text
 
 from devstack.gateway import GatewayConfig, page_or_placeholder
+from devstack.identity import DEV_ISSUER
 from devstack.stack import METRICS_PORTS, SERVICES, EnvoyProcess, Stack
 
 __all__ = ["DEFAULT_PORTS", "LAUNCHER_SETTINGS", "Ports", "load_dotenv", "main", "taken_ports"]
@@ -34,11 +35,15 @@ LAUNCHER_SETTINGS = {
     "GATEWAY_PORT": "8080",
     "GATEWAY_ADMIN_PORT": "9901",
     "NATS_PORT": "4222",
+    "OIDC_PORT": "9400",
+    "GATEWAY_RATE_LIMIT_PER_MINUTE": "120",
+    "GATEWAY_RATE_LIMIT_BURST": "30",
 }
 DEFAULT_PORTS = {
     "GATEWAY_PORT": 8080,
     "GATEWAY_ADMIN_PORT": 9901,
     "NATS_PORT": 4222,
+    "OIDC_PORT": 9400,
     "ORDER_SVC_GRPC_PORT": 50051,
     "PAYMENT_SVC_GRPC_PORT": 50052,
     "NOTIFICATION_SVC_GRPC_PORT": 50053,
@@ -50,6 +55,7 @@ _PORT_ROLES = {
     "GATEWAY_PORT": "the gateway (Envoy)",
     "GATEWAY_ADMIN_PORT": "Envoy's admin interface",
     "NATS_PORT": "nats-server",
+    "OIDC_PORT": "the development identity provider",
     "ORDER_SVC_GRPC_PORT": "order_svc",
     "PAYMENT_SVC_GRPC_PORT": "payment_svc",
     "NOTIFICATION_SVC_GRPC_PORT": "notification_svc",
@@ -63,6 +69,7 @@ _DEMO_DEFAULTS = {"LOG_FORMAT": "console", "PAYMENT_SVC_LATENCY_MS": "2000"}
 # The launcher's own: its nats-server (URL, and each service's user and password, new every run) and the data folder.
 _OWNED = ("NATS_URL", "NATS_USER", "NATS_PASSWORD", "NATS_DECLARE_STREAMS", "DATA_DIR")
 _STYLES = {
+    "oidc": "red",
     "nats": "magenta",
     "order_svc": "cyan",
     "payment_svc": "green",
@@ -163,7 +170,8 @@ def _summary(gateway: GatewayConfig, ports: Ports, root: Path, env: Mapping[str,
     table.add_column(style="bold")
     table.add_column()
     table.add_row("web page", f"{gateway.url}/")
-    table.add_row("HTTP API", f"{gateway.url}/v1/orders")
+    table.add_row("HTTP API", f"{gateway.url}/v1/orders (bearer token required)")
+    table.add_row("identity", f"{gateway.issuer} (development provider: its login form signs in anyone)")
     for module, var in SERVICES.items():
         metrics = ports[METRICS_PORTS[module]]
         scrape = f", http://127.0.0.1:{metrics}/metrics" if metrics > 0 else ""
@@ -176,19 +184,35 @@ def _summary(gateway: GatewayConfig, ports: Ports, root: Path, env: Mapping[str,
     table.add_row("storage", f"MongoDB at {_mask(uri)}" if uri else f"SQLite in {root / 'data'}")
     endpoint = env.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") or env.get("OTEL_EXPORTER_OTLP_ENDPOINT")
     table.add_row("traces", f"OTLP to {endpoint}" if endpoint else "off (set OTEL_EXPORTER_OTLP_ENDPOINT)")
-    table.add_row("logs", f"{root}/{{logs,nats,envoy}}/*.log")
+    table.add_row("logs", f"{root}/{{logs,nats,envoy,identity}}/*.log")
     return Panel(table, title="[bold green]order-saga is up", expand=False)
 
 
 def _try_it(gateway: GatewayConfig, ports: Ports) -> str:
+    auth = '-H "Authorization: Bearer $TOKEN"'
+    # `orders token` signs in at the development provider on its default address unless told otherwise.
+    elsewhere = "" if gateway.issuer == DEV_ISSUER else f" --issuer {gateway.issuer}"
     return (
-        "Try it (Ctrl-C stops everything):\n"
-        f"  curl -s -X POST {gateway.url}/v1/orders -H 'Content-Type: application/json' "
+        "Try it (Ctrl-C stops everything). Every API call needs a token; get one for a customer:\n"
+        f"  TOKEN=$(.venv/bin/orders token alice{elsewhere})\n"
+        f"  curl -s -X POST {gateway.url}/v1/orders {auth} -H 'Content-Type: application/json' "
         f"-d '{_EXAMPLE_ORDER}'\n"
-        f"  curl -s '{gateway.url}/v1/orders?customerId=alice&pageSize=5'\n"
-        f"  curl -sN {gateway.url}/v1/orders/ORDER_ID:watch\n"
-        f"  grpcurl -plaintext 127.0.0.1:{ports['ORDER_SVC_GRPC_PORT']} list"
+        f"  curl -s '{gateway.url}/v1/orders?pageSize=5' {auth}\n"
+        f"  curl -sN {gateway.url}/v1/orders/ORDER_ID:watch {auth}\n"
+        f"  grpcurl -plaintext -H \"authorization: Bearer $TOKEN\" -d '{{}}' "
+        f"127.0.0.1:{ports['ORDER_SVC_GRPC_PORT']} orders.v1.OrderService/ListOrders"
     )
+
+
+def _rate_limit(env: Mapping[str, str]) -> tuple[int, int]:
+    """GATEWAY_RATE_LIMIT_PER_MINUTE and GATEWAY_RATE_LIMIT_BURST (ValueError names a bad one)."""
+    values = []
+    for var in ("GATEWAY_RATE_LIMIT_PER_MINUTE", "GATEWAY_RATE_LIMIT_BURST"):
+        raw = env.get(var) or LAUNCHER_SETTINGS[var]
+        if not raw.isdigit() or int(raw) < 1:
+            raise ValueError(f"{var}={raw!r} (a whole number, at least 1)")
+        values.append(int(raw))
+    return values[0], values[1]
 
 
 async def _run(console: Console, env: dict[str, str], ports: Ports, root: Path) -> int:
@@ -196,18 +220,21 @@ async def _run(console: Console, env: dict[str, str], ports: Ports, root: Path) 
     # its nats-server's URL and credentials, and the data folder (STACK_DIR).
     stack_env = {**_DEMO_DEFAULTS, **{k: v for k, v in env.items() if k not in _OWNED}}
     stack_env.update({var: str(ports[var]) for var in (*SERVICES.values(), *METRICS_PORTS.values())})
-    stack = Stack(root, env=stack_env, nats_port=ports["NATS_PORT"])
-    gateway = GatewayConfig(
+    stack = Stack(root, env=stack_env, nats_port=ports["NATS_PORT"], oidc_port=ports["OIDC_PORT"])
+    per_minute, burst = _rate_limit(env)
+    gateway = stack.gateway_config(  # trusts the provider order_svc trusts (this one, unless OIDC_* say otherwise)
         port=ports["GATEWAY_PORT"],
         admin_port=ports["GATEWAY_ADMIN_PORT"],
-        upstream_port=ports["ORDER_SVC_GRPC_PORT"],
         page=page_or_placeholder(root / "envoy"),
+        rate_limit_per_minute=per_minute,
+        rate_limit_burst=burst,
     )
     envoy = EnvoyProcess(gateway, root / "envoy")
     (root / "logs").mkdir(parents=True, exist_ok=True)
     follower = LogFollower(
         console,
         {
+            "oidc": stack.identity.workdir / "oidc-provider.log",
             "nats": stack.nats.store_dir / "nats-server.log",
             **{module: service.log_path for module, service in stack.services.items()},
             "envoy": envoy.log_path,
@@ -219,7 +246,9 @@ async def _run(console: Console, env: dict[str, str], ports: Ports, root: Path) 
     loop = asyncio.get_running_loop()
 
     async def start() -> None:
-        console.print(f"[bold]Starting[/] nats-server, {', '.join(SERVICES)} and Envoy (state in {root}) …")
+        console.print(
+            f"[bold]Starting[/] the identity provider, nats-server, {', '.join(SERVICES)} and Envoy (state in {root}) …"
+        )
         await stack.start()
         envoy.start()
         await envoy.wait_ready()
@@ -244,6 +273,7 @@ async def _run(console: Console, env: dict[str, str], ports: Ports, root: Path) 
             console.print(Panel(str(error), title="[bold red]start failed", expand=False))
             return 1
         processes = {
+            "oidc": stack.identity.proc,
             "nats": stack.nats.proc,
             **{module: service.proc for module, service in stack.services.items()},
             "envoy": envoy.proc,
@@ -271,7 +301,9 @@ async def _run(console: Console, env: dict[str, str], ports: Ports, root: Path) 
         return code
     finally:
         signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not cut the clean stop short
-        console.print("[bold]Stopping[/] Envoy, the services (in-flight work finishes) and nats-server …")
+        console.print(
+            "[bold]Stopping[/] Envoy, the services (in-flight work finishes), nats-server and the identity provider …"
+        )
         envoy.terminate()
         stack.stop()
         follower.stop()
@@ -287,6 +319,11 @@ def main() -> int:
         ports = Ports.from_env(env)
     except ValueError as error:
         console.print(f"[bold red]A port setting is not a number:[/] {error}")
+        return 2
+    try:
+        _rate_limit(env)
+    except ValueError as error:
+        console.print(f"[bold red]A rate limit setting is wrong:[/] {error}")
         return 2
     taken = taken_ports(ports)
     if taken:

@@ -10,14 +10,23 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from enum import StrEnum
 
-from chassis.errors import AlreadyExists, FailedPrecondition, FieldViolation, InvalidArgument, NotFound
+from chassis.errors import (
+    AlreadyExists,
+    FailedPrecondition,
+    FieldViolation,
+    InvalidArgument,
+    NotFound,
+    PermissionDenied,
+)
 from chassis.money import NANOS_PER_UNIT, Money
 
 __all__ = [
     "KNOWN_PAYMENT_METHODS",
+    "Caller",
     "IdempotencyKeyReused",
     "LineItem",
     "LineItemDraft",
+    "NotYourCustomerId",
     "Order",
     "OrderDraft",
     "OrderNotCancellable",
@@ -122,6 +131,43 @@ class IdempotencyKeyReused(AlreadyExists):
 
     def __init__(self) -> None:
         super().__init__("this idempotency-key was already used for a different request")
+
+
+class NotYourCustomerId(PermissionDenied):
+    """An order placed in another customer's name."""
+
+    reason = "CUSTOMER_MISMATCH"
+
+    def __init__(self, customer_id: str) -> None:
+        super().__init__(f"you are signed in as {customer_id!r}: leave customer_id empty or set it to that")
+
+
+@dataclass(frozen=True)
+class Caller:
+    """Who is asking: a signed-in customer, an operator (reads every order), or anyone (auth switched off)."""
+
+    customer_id: str
+    operator: bool = False
+    unchecked: bool = False
+
+    @classmethod
+    def anyone(cls) -> Caller:
+        """Authentication is switched off (benchmark baseline only): requests name their customer."""
+        return cls("", operator=True, unchecked=True)
+
+    def may_read(self, order: Order) -> bool:
+        return self.operator or order.customer_id == self.customer_id
+
+    def may_change(self, order: Order) -> bool:
+        return self.unchecked or order.customer_id == self.customer_id
+
+    def customer_for(self, draft: OrderDraft) -> OrderDraft:
+        """The draft in the caller's name: an empty customer id is theirs, another customer's is refused."""
+        if self.unchecked or draft.customer_id == self.customer_id:
+            return draft
+        if draft.customer_id:
+            raise NotYourCustomerId(self.customer_id)
+        return replace(draft, customer_id=self.customer_id)
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,9 @@ from chassis.logging import get_logger
 from chassis.paging import fetch_page
 from chassis.timefmt import format_time
 from order_svc.domain import (
+    Caller,
     IdempotencyKeyReused,
+    NotYourCustomerId,
     Order,
     OrderDraft,
     OrderNotFound,
@@ -62,9 +64,14 @@ class OrderUseCases:
         self._clock = clock
         self._ids = ids
 
-    async def place(self, draft: OrderDraft, idempotency_key: str = "") -> Order:
-        """Validate and save a CREATED order with its OrderCreated event; a repeated key returns the first order."""
-        order_id = derived_id("idempotency-key", idempotency_key) if idempotency_key else self._ids()
+    async def place(self, draft: OrderDraft, idempotency_key: str, caller: Caller) -> Order:
+        """Validate and save a CREATED order with its OrderCreated event; a repeated key returns the first order.
+
+        The order is the caller's; an idempotency key is scoped to its customer (two customers using
+        the same key make two orders).
+        """
+        draft = caller.customer_for(draft)
+        order_id = derived_id("idempotency-key", draft.customer_id, idempotency_key) if idempotency_key else self._ids()
         order = place_order(draft, order_id, self._clock())
         saved, created = await self._store.create(order, events_for(order))
         if created:
@@ -79,14 +86,29 @@ class OrderUseCases:
             raise IdempotencyKeyReused()
         return saved
 
-    async def get(self, order_id: str) -> Order:
+    async def _get(self, order_id: str) -> Order:
         order = await self._store.get(order_id) if order_id else None
         if order is None:
             raise OrderNotFound(order_id)
         return order
 
-    async def list(self, customer_id: str, size: int, token: str) -> tuple[list[Order], str]:
-        """One page of orders, newest first, and the token of the next page ('' at the end)."""
+    async def get(self, order_id: str, caller: Caller) -> Order:
+        """The order, if the caller may read it; another customer's order is NOT_FOUND, like an unknown id."""
+        order = await self._get(order_id)
+        if not caller.may_read(order):
+            raise OrderNotFound(order_id)
+        return order
+
+    async def list(self, customer_id: str, size: int, token: str, caller: Caller) -> tuple[list[Order], str]:
+        """One page of orders, newest first, and the token of the next page ('' at the end).
+
+        A customer sees only their own orders (a filter naming someone else is refused); an operator
+        may list anyone's, or everyone's.
+        """
+        if not caller.operator:
+            if customer_id and customer_id != caller.customer_id:
+                raise NotYourCustomerId(caller.customer_id)
+            customer_id = caller.customer_id
         return await fetch_page(
             lambda limit, after: self._store.page(customer_id, limit, after),
             size=size,
@@ -98,7 +120,7 @@ class OrderUseCases:
     async def _change(self, order_id: str, change: Callable[[Order], Order | None]) -> Order:
         """Read, apply a pure transition, save guarded by version; retry when another writer won."""
         for _ in range(MAX_SAVE_ATTEMPTS):
-            current = await self.get(order_id)
+            current = await self._get(order_id)
             updated = change(current)
             if updated is None:
                 return current
@@ -107,7 +129,10 @@ class OrderUseCases:
                 return updated
         raise RuntimeError(f"orders/{order_id} kept changing under {MAX_SAVE_ATTEMPTS} attempts")
 
-    async def cancel(self, order_id: str, reason: str) -> Order:
+    async def cancel(self, order_id: str, reason: str, caller: Caller) -> Order:
+        """The customer cancels their own order; anyone else's is NOT_FOUND."""
+        if not caller.may_change(await self._get(order_id)):
+            raise OrderNotFound(order_id)
         order = await self._change(order_id, lambda o: o.cancel(reason, self._clock()))
         log.info("order cancelled by customer", order_id=order_id, reason=order.cancel_reason)
         return order
@@ -128,15 +153,16 @@ class OrderUseCases:
             payment_id=outcome.payment_id,
         )
 
-    async def watch(self, order_id: str) -> AsyncIterator[Order]:
+    async def watch(self, order_id: str, caller: Caller) -> AsyncIterator[Order]:
         """The order now and after every change; ends once it is settled (its money side included)."""
+        await self.get(order_id, caller)  # NOT_FOUND before subscribing to anything
         async with self._changes.subscribe(order_id) as signal:
-            order = await self.get(order_id)
+            order = await self._get(order_id)
             yield order
             while not order.is_settled:
                 with contextlib.suppress(asyncio.TimeoutError):
                     await signal.wait(WATCH_RECHECK_SECONDS)
-                latest = await self.get(order_id)
+                latest = await self._get(order_id)
                 if latest.version != order.version:
                     order = latest
                     yield order

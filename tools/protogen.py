@@ -1,4 +1,4 @@
-"""Code generation: proto/ → gen/ (Python + typed stubs) and the gateway descriptor set.
+"""Code generation: proto/ → gen/ (Python + typed stubs), the gateway descriptor set and its OpenAPI document.
 
 Usage: ``python -m tools.protogen gen`` regenerates; ``python -m tools.protogen check``
 fails (exit 1) when the committed output is stale against ``proto/``.
@@ -13,13 +13,16 @@ import sys
 import tempfile
 from pathlib import Path
 
-__all__ = ["DESCRIPTOR_SET", "GEN", "PROTO", "ROOT", "diff", "generate", "vendor"]
+from tools import openapi
+
+__all__ = ["DESCRIPTOR_SET", "GEN", "OPENAPI", "PROTO", "ROOT", "diff", "generate", "vendor"]
 
 ROOT = Path(__file__).resolve().parents[1]
 PROTO = ROOT / "proto"
 GEN = ROOT / "gen"
 THIRD_PARTY = ROOT / "third_party" / "proto"
 DESCRIPTOR_SET = ROOT / "gateway" / "orders_descriptor.binpb"
+OPENAPI = ROOT / "gateway" / "openapi.json"  # tools/openapi.py derives it from the same roots
 
 # Third-party protos the contracts import, copied from googleapis-common-protos so
 # that buf and protoc work offline with no `deps:`.
@@ -78,9 +81,9 @@ def _protoc(args: list[str]) -> None:
     subprocess.run(cmd, check=True)
 
 
-def generate(proto_dir: Path, out_dir: Path, descriptor_set: Path) -> None:
-    """Generate Python modules, stubs and the descriptor set from ``proto_dir``."""
-    with tempfile.TemporaryDirectory() as third_party:
+def generate(proto_dir: Path, out_dir: Path, descriptor_set: Path, openapi_doc: Path) -> None:
+    """Generate Python modules, stubs, the descriptor set and the OpenAPI document from ``proto_dir``."""
+    with tempfile.TemporaryDirectory() as third_party, tempfile.TemporaryDirectory() as scratch:
         vendor(Path(third_party))
         files = sorted(p.relative_to(proto_dir).as_posix() for p in proto_dir.rglob("*.proto"))
         includes = [f"-I{proto_dir}", f"-I{third_party}"]
@@ -99,6 +102,18 @@ def generate(proto_dir: Path, out_dir: Path, descriptor_set: Path) -> None:
         )
         descriptor_set.parent.mkdir(parents=True, exist_ok=True)
         _protoc([*includes, "--include_imports", f"--descriptor_set_out={descriptor_set}", *DESCRIPTOR_ROOTS])
+        # The same roots with their comments (source info), which the OpenAPI descriptions come from.
+        described = Path(scratch) / "described.binpb"
+        _protoc(
+            [
+                *includes,
+                "--include_imports",
+                "--include_source_info",
+                f"--descriptor_set_out={described}",
+                *DESCRIPTOR_ROOTS,
+            ]
+        )
+        openapi.write(described, openapi_doc)
     for pkg in PACKAGES:
         (out_dir / pkg / "py.typed").touch()
         for directory in [out_dir / pkg, *(d for d in (out_dir / pkg).rglob("*") if d.is_dir())]:
@@ -117,12 +132,15 @@ def _generated_files(out_dir: Path) -> set[str]:
     }
 
 
-def diff(proto_dir: Path = PROTO, gen_dir: Path = GEN, descriptor_set: Path = DESCRIPTOR_SET) -> list[str]:
+def diff(
+    proto_dir: Path = PROTO, gen_dir: Path = GEN, descriptor_set: Path = DESCRIPTOR_SET, openapi_doc: Path = OPENAPI
+) -> list[str]:
     """Regenerate from ``proto_dir`` into a scratch folder; list what differs from the committed output."""
     with tempfile.TemporaryDirectory() as scratch:
         fresh_gen = Path(scratch) / "gen"
         fresh_desc = Path(scratch) / "descriptor.binpb"
-        generate(proto_dir, fresh_gen, fresh_desc)
+        fresh_doc = Path(scratch) / "openapi.json"
+        generate(proto_dir, fresh_gen, fresh_desc, fresh_doc)
         fresh, committed = _generated_files(fresh_gen), _generated_files(gen_dir)
         problems = [f"gen/{name}: missing" for name in sorted(fresh - committed)]
         problems += [f"gen/{name}: not generated from proto/ any more" for name in sorted(committed - fresh)]
@@ -133,6 +151,8 @@ def diff(proto_dir: Path = PROTO, gen_dir: Path = GEN, descriptor_set: Path = DE
         ]
         if not descriptor_set.exists() or not filecmp.cmp(fresh_desc, descriptor_set, shallow=False):
             problems.append(f"{descriptor_set.name}: stale")
+        if not openapi_doc.exists() or not filecmp.cmp(fresh_doc, openapi_doc, shallow=False):
+            problems.append(f"{openapi_doc.name}: stale")
         return problems
 
 
@@ -140,7 +160,7 @@ def main(argv: list[str]) -> int:
     command = argv[1] if len(argv) > 1 else "gen"
     if command == "gen":
         vendor()
-        generate(PROTO, GEN, DESCRIPTOR_SET)
+        generate(PROTO, GEN, DESCRIPTOR_SET, OPENAPI)
         return 0
     if command == "vendor":
         vendor()
@@ -152,7 +172,7 @@ def main(argv: list[str]) -> int:
         if problems:
             print("generated code is stale: run `make gen` and commit the result", file=sys.stderr)
             return 1
-        print("gen/ and the descriptor set are up to date with proto/")
+        print("gen/, the descriptor set and openapi.json are up to date with proto/")
         return 0
     print(f"usage: python -m tools.protogen [gen|check|vendor], not {command!r}", file=sys.stderr)
     return 2

@@ -4,8 +4,13 @@ Results are frozen dataclasses (``Order`` with its ``RefundState`` and ``OrderSt
 ``LineItem``, ``Money`` with an exact ``Decimal`` amount), never the generated protobuf messages.
 Every error is an ``OrdersError``; see ``orders_client._errors`` for the tree and the gRPC status
 each one comes from.
+
+Every call carries a bearer token (``token=`` a JWT or a callable that supplies one per call, else
+``$ORDERS_TOKEN``): the service answers only to a signed-in customer, about their own orders.
+A missing or refused token raises ``NotAuthenticated``; another customer's name ``PermissionDenied``.
 """
 
+from orders_client._auth import TOKEN_ENV, Token, TokenSource
 from orders_client._client import DEFAULT_TARGET, OrdersClient
 from orders_client._errors import (
     DeadlineExceeded,
@@ -13,9 +18,11 @@ from orders_client._errors import (
     FieldViolation,
     IdempotencyConflict,
     InvalidOrder,
+    NotAuthenticated,
     OrderNotCancellable,
     OrderNotFound,
     OrdersError,
+    PermissionDenied,
     Unavailable,
     Unreachable,
 )
@@ -24,6 +31,7 @@ from orders_client._sync import SyncOrdersClient
 
 __all__ = [
     "DEFAULT_TARGET",
+    "TOKEN_ENV",
     "Actor",
     "DeadlineExceeded",
     "FailedPrecondition",
@@ -32,6 +40,7 @@ __all__ = [
     "InvalidOrder",
     "LineItem",
     "Money",
+    "NotAuthenticated",
     "Order",
     "OrderNotCancellable",
     "OrderNotFound",
@@ -39,9 +48,12 @@ __all__ = [
     "OrderStep",
     "OrdersClient",
     "OrdersError",
+    "PermissionDenied",
     "RefundState",
     "StepKind",
     "SyncOrdersClient",
+    "Token",
+    "TokenSource",
     "Unavailable",
     "Unreachable",
 ]

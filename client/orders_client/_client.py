@@ -15,11 +15,12 @@ import grpc
 from orders.v1 import orders_pb2, orders_pb2_grpc
 from tenacity import AsyncRetrying, retry_if_exception_type, stop_before_delay, wait_exponential_jitter
 
+from orders_client._auth import TOKEN_ENV, Bearer, Token
 from orders_client._convert import draft_to_pb, order_from_pb
 from orders_client._errors import DeadlineExceeded, OrdersError, Unavailable, Unreachable, from_rpc_error
 from orders_client._models import LineItem, Order, OrderState, RefundState
 
-__all__ = ["DEFAULT_TARGET", "IDEMPOTENCY_KEY_HEADER", "TARGET_ENV", "OrdersClient"]
+__all__ = ["DEFAULT_TARGET", "IDEMPOTENCY_KEY_HEADER", "TARGET_ENV", "TOKEN_ENV", "OrdersClient"]
 
 DEFAULT_TARGET = "127.0.0.1:50051"
 TARGET_ENV = "ORDERS_TARGET"
@@ -45,7 +46,17 @@ class OrdersClient:
     """Async client of the order service.
 
     ``target`` is ``host:port`` of order_svc or of the gateway's gRPC listener (default: the
-    ``ORDERS_TARGET`` environment variable, else ``127.0.0.1:50051``). ``timeout`` bounds each
+    ``ORDERS_TARGET`` environment variable, else ``127.0.0.1:50051``).
+
+    ``token`` says who calls: every call carries ``authorization: Bearer <token>``. It is a token
+    (a JWT from the identity provider, e.g. ``orders token alice``), or a callable, plain or
+    ``async``, that returns one and is asked again before every attempt of every call (retries and
+    reopened watches too), so it can hand out a fresh token when the last one expires. Default: the
+    ``ORDERS_TOKEN`` environment variable; ``""`` sends none. A token that is missing or refused
+    raises :class:`NotAuthenticated`; acting in another customer's name :class:`PermissionDenied`.
+    A plain callable runs on the event loop: keep it quick (return a cached token), or make it async.
+
+    ``timeout`` bounds each
     attempt of a call; ``deadline`` bounds a call with all its retries. Reads and ``place_order``
     retry UNAVAILABLE and DEADLINE_EXCEEDED with exponential backoff and jitter; ``cancel_order``
     never retries (a repeated cancel of a cancelled order would fail). Use it as ``async with``,
@@ -64,6 +75,7 @@ class OrdersClient:
         self,
         target: str | None = None,
         *,
+        token: Token | None = None,
         credentials: grpc.ChannelCredentials | None = None,
         timeout: float = 10.0,
         deadline: float = 30.0,
@@ -72,6 +84,7 @@ class OrdersClient:
         options: Sequence[tuple[str, Any]] = (),
     ) -> None:
         self.target = target or os.environ.get(TARGET_ENV) or DEFAULT_TARGET
+        self._bearer = Bearer(token)
         self.timeout = timeout
         self.deadline = deadline
         self.connect_timeout = connect_timeout
@@ -163,42 +176,51 @@ class OrdersClient:
     ) -> Order:
         """Place an order and return it (state CREATED); items are LineItems or ``"SKU:QTY:PRICE"`` strings.
 
+        The order is the signed-in customer's: ``customer_id`` may be ``""`` (the token names the
+        customer) or that customer's id; another customer's id raises PermissionDenied.
+
         Always sends an idempotency key (a fresh UUID unless given) and reuses it on every retry,
         so a retry after a lost answer returns the first order instead of creating a second one.
-        Raises InvalidOrder (with every bad field), IdempotencyConflict, Unavailable, DeadlineExceeded.
+        Raises InvalidOrder (with every bad field), IdempotencyConflict, NotAuthenticated,
+        PermissionDenied, Unavailable, DeadlineExceeded.
         """
         try:
             lines = [item if isinstance(item, LineItem) else LineItem.parse(item, currency) for item in items]
         except ValueError as error:
             raise OrdersError(str(error)) from None
         request = orders_pb2.CreateOrderRequest(order=draft_to_pb(customer_id, lines, payment_method))
-        metadata = ((IDEMPOTENCY_KEY_HEADER, idempotency_key or str(uuid.uuid4())),)
+        key = ((IDEMPOTENCY_KEY_HEADER, idempotency_key or str(uuid.uuid4())),)
         stub = await self._service()
 
         async def attempt(timeout: float) -> orders_pb2.Order:
+            metadata = (*await self._bearer.metadata(), *key)
             return await stub.CreateOrder(request, timeout=timeout, metadata=metadata)
 
         return order_from_pb(await self._call(attempt, retry=True, deadline=deadline))
 
     async def get_order(self, order_id: str) -> Order:
-        """The order now; OrderNotFound if no order has this id."""
+        """The order now; OrderNotFound if no order has this id, or it is another customer's."""
         stub = await self._service()
         request = orders_pb2.GetOrderRequest(order_id=_order_id(order_id))
 
         async def attempt(timeout: float) -> orders_pb2.Order:
-            return await stub.GetOrder(request, timeout=timeout)
+            return await stub.GetOrder(request, timeout=timeout, metadata=await self._bearer.metadata())
 
         return order_from_pb(await self._call(attempt, retry=True))
 
     async def list_orders(self, customer_id: str = "", *, page_size: int = 100) -> AsyncIterator[Order]:
-        """Every order of ``customer_id`` (every customer's if empty), newest first, fetching page after page."""
+        """The signed-in customer's orders, newest first, fetching page after page.
+
+        ``customer_id`` may be ``""`` or the caller's own id (another's raises PermissionDenied);
+        a caller with the operator role (``orders:admin``) may name anyone, or list everyone's with ``""``.
+        """
         stub = await self._service()
         token = ""
         while True:
             request = orders_pb2.ListOrdersRequest(customer_id=customer_id, page_size=page_size, page_token=token)
 
             async def attempt(timeout: float, request: orders_pb2.ListOrdersRequest = request) -> Any:
-                return await stub.ListOrders(request, timeout=timeout)
+                return await stub.ListOrders(request, timeout=timeout, metadata=await self._bearer.metadata())
 
             page: orders_pb2.ListOrdersResponse = await self._call(attempt, retry=True)
             for order in page.orders:
@@ -213,7 +235,7 @@ class OrdersClient:
         request = orders_pb2.CancelOrderRequest(order_id=_order_id(order_id), reason=reason)
 
         async def attempt(timeout: float) -> orders_pb2.Order:
-            return await stub.CancelOrder(request, timeout=timeout)
+            return await stub.CancelOrder(request, timeout=timeout, metadata=await self._bearer.metadata())
 
         return order_from_pb(await self._call(attempt, retry=False))
 
@@ -234,7 +256,7 @@ class OrdersClient:
         since = time.monotonic()  # start of the current run of attempts that brought nothing new
         while True:
             opened, progressed = time.monotonic(), False
-            call = stub.WatchOrder(request)
+            call = stub.WatchOrder(request, metadata=await self._bearer.metadata())
             try:
                 async for message in call:
                     current = order_from_pb(message)

@@ -8,6 +8,8 @@
     ├── FailedPrecondition            FAILED_PRECONDITION; .violations
     │   └── OrderNotCancellable       reason ORDER_NOT_CANCELLABLE (the order is already final)
     ├── IdempotencyConflict           ALREADY_EXISTS; the key was first used for a different order
+    ├── NotAuthenticated              UNAUTHENTICATED; no token, or the service refused it (expired, wrong issuer...)
+    ├── PermissionDenied              PERMISSION_DENIED; signed in, but not allowed (reason e.g. CUSTOMER_MISMATCH)
     ├── Unavailable                   UNAVAILABLE; the service cannot be reached (transient)
     │   └── Unreachable               no connection to the target at all on first contact (not retried)
     └── DeadlineExceeded              DEADLINE_EXCEEDED, or a client-side deadline ran out (also a TimeoutError)
@@ -29,9 +31,11 @@ __all__ = [
     "FieldViolation",
     "IdempotencyConflict",
     "InvalidOrder",
+    "NotAuthenticated",
     "OrderNotCancellable",
     "OrderNotFound",
     "OrdersError",
+    "PermissionDenied",
     "Unavailable",
     "Unreachable",
     "from_rpc_error",
@@ -110,6 +114,30 @@ class IdempotencyConflict(OrdersError):
     """The idempotency key was already used for a different request (ALREADY_EXISTS)."""
 
 
+class NotAuthenticated(OrdersError):
+    """The service does not know who is asking (UNAUTHENTICATED); never retried.
+
+    No token was sent, or the one sent was refused: expired, not signed by the identity provider
+    the service trusts (e.g. one from an earlier run of the development provider), meant for
+    another audience, or not a JWT at all. ``message`` is the service's reason.
+    """
+
+    def __init__(self, message: str, *, reason: str = "") -> None:
+        super().__init__(message, code=grpc.StatusCode.UNAUTHENTICATED, reason=reason)
+
+
+class PermissionDenied(OrdersError):
+    """The caller is signed in but may not do this (PERMISSION_DENIED); never retried.
+
+    E.g. an order placed, or a list asked for, in another customer's name: ``reason`` is the
+    ``google.rpc.ErrorInfo`` reason (``CUSTOMER_MISMATCH``). Another customer's *order* is
+    :class:`OrderNotFound` instead, exactly like an unknown id.
+    """
+
+    def __init__(self, message: str, *, reason: str = "") -> None:
+        super().__init__(message, code=grpc.StatusCode.PERMISSION_DENIED, reason=reason)
+
+
 class Unavailable(OrdersError):
     """The service could not be reached (transient: worth retrying later)."""
 
@@ -166,6 +194,10 @@ def from_status(code: grpc.StatusCode, message: str, status: status_pb2.Status |
         return kind(message, preconditions, reason=reason)
     if code is grpc.StatusCode.ALREADY_EXISTS:
         return IdempotencyConflict(message, code=code, reason=reason)
+    if code is grpc.StatusCode.UNAUTHENTICATED:
+        return NotAuthenticated(message, reason=reason)
+    if code is grpc.StatusCode.PERMISSION_DENIED:
+        return PermissionDenied(message, reason=reason)
     if code is grpc.StatusCode.UNAVAILABLE:
         return Unavailable(message, code=code, reason=reason)
     if code is grpc.StatusCode.DEADLINE_EXCEEDED:

@@ -11,6 +11,7 @@ from typing import Any, Self, TypeVar
 
 import grpc
 
+from orders_client._auth import Token, in_worker_thread
 from orders_client._client import OrdersClient
 from orders_client._models import LineItem, Order
 
@@ -26,12 +27,17 @@ class SyncOrdersClient:
     client owns (one gRPC channel for all callers); the calling thread blocks until its answer.
     Use it as ``with``, or call :meth:`close`, which ends that thread; a call after it raises
     RuntimeError. Inside ``async`` code use :class:`OrdersClient` instead: this one would block the loop.
+
+    ``token`` is as for :class:`OrdersClient`: a token, ``$ORDERS_TOKEN`` by default, or a callable
+    (plain or ``async``) asked before every call; a plain one runs in a worker thread, so one that
+    takes a while (e.g. signs in again) never holds up the calls of other threads.
     """
 
     def __init__(
         self,
         target: str | None = None,
         *,
+        token: Token | None = None,
         credentials: grpc.ChannelCredentials | None = None,
         timeout: float = 10.0,
         deadline: float = 30.0,
@@ -41,6 +47,7 @@ class SyncOrdersClient:
     ) -> None:
         self._client = OrdersClient(
             target,
+            token=in_worker_thread(token) if token is not None and not isinstance(token, str) else token,
             credentials=credentials,
             timeout=timeout,
             deadline=deadline,

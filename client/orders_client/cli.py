@@ -1,4 +1,4 @@
-"""The ``orders`` command: place, get, list, watch and cancel orders from a terminal or a script."""
+"""The ``orders`` command: sign in, then place, get, list, watch and cancel orders from a terminal or a script."""
 
 from __future__ import annotations
 
@@ -9,30 +9,38 @@ import os
 import re
 import sys
 from collections.abc import Sequence
-from datetime import datetime
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any, NoReturn
 
 from rich import box
 from rich.console import Console
 from rich.table import Table
 
+from orders_client._auth import TOKEN_ENV, token_claims
 from orders_client._client import DEFAULT_TARGET, TARGET_ENV, OrdersClient
 from orders_client._convert import order_json, orders_json
+from orders_client._devlogin import DEV_ISSUER, dev_token
 from orders_client._errors import (
     DeadlineExceeded,
     FailedPrecondition,
     IdempotencyConflict,
     InvalidOrder,
+    NotAuthenticated,
     OrderNotFound,
     OrdersError,
+    PermissionDenied,
     Unavailable,
     Unreachable,
 )
 from orders_client._models import Actor, LineItem, Order, OrderState, OrderStep, RefundState
+from orders_client._tokenstore import load_token, remove_token, save_token, token_file
 
 __all__ = ["EXIT_CODES", "main"]
 
 CONNECT_TIMEOUT = 2.0  # seconds to wait for the first connection before saying the service cannot be reached
+ISSUER_ENV = "OIDC_ISSUER"
+SIGN_IN_TIMEOUT = 10.0  # seconds for the identity provider to sign a customer in
 
 EXIT_OK = 0
 EXIT_ERROR = 1
@@ -43,6 +51,7 @@ EXIT_PRECONDITION = 5
 EXIT_CONFLICT = 6
 EXIT_UNAVAILABLE = 69
 EXIT_TIMEOUT = 75
+EXIT_NOPERM = 77
 EXIT_INTERRUPTED = 130
 
 EXIT_CODES = {
@@ -53,8 +62,9 @@ EXIT_CODES = {
     EXIT_NOT_FOUND: "no such order",
     EXIT_PRECONDITION: "the order's state does not allow it (e.g. cancelling a PAID order)",
     EXIT_CONFLICT: "the idempotency key was already used for a different order",
-    EXIT_UNAVAILABLE: "the service cannot be reached",
+    EXIT_UNAVAILABLE: "the service (or, for token and login, the identity provider) cannot be reached",
     EXIT_TIMEOUT: "no answer (or no final state) within --timeout",
+    EXIT_NOPERM: "not signed in, the token was refused (e.g. expired), or another customer's name was given",
     EXIT_INTERRUPTED: "interrupted (Ctrl-C)",
 }
 
@@ -63,6 +73,8 @@ _ERROR_EXITS: tuple[tuple[type[OrdersError], int], ...] = (
     (OrderNotFound, EXIT_NOT_FOUND),
     (FailedPrecondition, EXIT_PRECONDITION),
     (IdempotencyConflict, EXIT_CONFLICT),
+    (NotAuthenticated, EXIT_NOPERM),
+    (PermissionDenied, EXIT_NOPERM),
     (Unavailable, EXIT_UNAVAILABLE),
     (DeadlineExceeded, EXIT_TIMEOUT),
 )
@@ -82,6 +94,48 @@ _REFUND_TEXT = {
 _UNREACHABLE_HINT = (
     f"is the stack running? Start it with `make up`, or point --target (or ${TARGET_ENV}) at the service"
 )
+_PROVIDER_UNREACHABLE_HINT = (
+    f"is the stack running? Start it with `make up`, or point --issuer (or ${ISSUER_ENV}) at the identity provider"
+)
+_EXAMPLE_CUSTOMER = "alice"
+
+
+@dataclass(frozen=True)
+class Credential:
+    """The token a command sends, and where it came from (for the messages when it is missing or refused)."""
+
+    token: str
+    source: str  # "--token", "$ORDERS_TOKEN", "the login kept in PATH", or "" (none)
+
+    @classmethod
+    def find(cls, given: str | None) -> Credential:
+        """``--token``, else ``$ORDERS_TOKEN``, else the token ``orders login`` kept, else none."""
+        if given:
+            return cls(given.strip(), "--token")
+        if os.environ.get(TOKEN_ENV, "").strip():
+            return cls(os.environ[TOKEN_ENV].strip(), f"${TOKEN_ENV}")
+        try:
+            kept = load_token()
+        except OSError as error:
+            raise NotAuthenticated(f"cannot read the login kept in {token_file()}: {error}") from None
+        if kept:
+            return cls(kept, f"the login kept in {token_file()}")
+        return cls("", "")
+
+    @property
+    def subject(self) -> str:
+        """The customer the token names (read without checking it: only for messages), or ""."""
+        sub = token_claims(self.token).get("sub") if self.token else None
+        return sub if isinstance(sub, str) else ""
+
+    @property
+    def expired_at(self) -> datetime | None:
+        """When the token expired, if it has (by its ``exp`` claim), else None."""
+        exp = token_claims(self.token).get("exp") if self.token else None
+        if not isinstance(exp, int | float):
+            return None
+        moment = datetime.fromtimestamp(exp, UTC)
+        return moment if moment <= datetime.now(UTC) else None
 
 
 def _item(text: str) -> str:
@@ -112,18 +166,64 @@ def _parser() -> argparse.ArgumentParser:
         metavar="SECONDS",
         help="give up after this long (default 30; watch: wait without limit)",
     )
-    epilog = "exit codes:\n" + "\n".join(f"  {code:>3}  {what}" for code, what in EXIT_CODES.items())
+    common.add_argument(
+        "--token",
+        default=argparse.SUPPRESS,
+        help=f"the bearer token to call with (default: ${TOKEN_ENV}, else the one `orders login` kept)",
+    )
+    identity = argparse.ArgumentParser(add_help=False)
+    identity.add_argument("customer", metavar="CUSTOMER", help="the customer to sign in as, e.g. alice")
+    identity.add_argument(
+        "--issuer",
+        default=os.environ.get(ISSUER_ENV) or DEV_ISSUER,
+        metavar="URL",
+        help=f"the development identity provider (default: ${ISSUER_ENV}, else {DEV_ISSUER}, as `make up` runs it)",
+    )
+    identity.add_argument(
+        "--role",
+        dest="roles",
+        action="append",
+        default=[],
+        metavar="ROLE",
+        help="a role to sign in with, e.g. orders:admin (reads every customer's orders); repeat for more",
+    )
+    epilog = (
+        "signing in:\n"
+        "  every command but token, login and logout calls with a bearer token: --token, else\n"
+        f"  ${TOKEN_ENV}, else the one `orders login CUSTOMER` kept in {token_file()}\n"
+        "  (`orders token CUSTOMER` prints one for scripts; both sign in at the development\n"
+        "  identity provider that `make up` runs)\n\n"
+        "exit codes:\n" + "\n".join(f"  {code:>3}  {what}" for code, what in EXIT_CODES.items())
+    )
     parser = argparse.ArgumentParser(
         prog="orders",
-        description="Place, inspect, watch and cancel orders.",
+        description="Sign in, then place, inspect, watch and cancel your orders.",
         parents=[common],
         epilog=epilog,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
+    commands.add_parser(
+        "token",
+        parents=[identity],
+        help="sign CUSTOMER in and print only the bearer token (for $ORDERS_TOKEN or a script)",
+        description="Sign CUSTOMER in at the development identity provider and print only the token, on stdout.",
+    )
+    commands.add_parser(
+        "login",
+        parents=[identity],
+        help="sign CUSTOMER in and keep the token for the next commands",
+        description=f"Sign CUSTOMER in and keep the token in {token_file()} (readable by you alone).",
+    )
+    commands.add_parser("logout", help="forget the token `orders login` kept")
+
     place = commands.add_parser("place", parents=[common], help="place an order")
-    place.add_argument("--customer", required=True, help="the customer's id, e.g. alice")
+    place.add_argument(
+        "--customer",
+        default="",
+        help="not needed: the token names the customer (another customer's id is refused)",
+    )
     place.add_argument(
         "--item",
         dest="items",
@@ -146,7 +246,11 @@ def _parser() -> argparse.ArgumentParser:
     get.add_argument("order_id", metavar="ID")
 
     list_ = commands.add_parser("list", parents=[common], help="list orders, newest first")
-    list_.add_argument("--customer", default="", help="only this customer's orders")
+    list_.add_argument(
+        "--customer",
+        default="",
+        help="whose orders (default: yours; only the orders:admin role may name another customer)",
+    )
     list_.add_argument("--limit", type=int, default=None, metavar="N", help="at most N orders")
 
     watch = commands.add_parser("watch", parents=[common], help="print each step of an order until it is settled")
@@ -260,11 +364,10 @@ class _Output:
         refund = f"  refund {order.refund_state.value}" if order.refund_state is not RefundState.NONE else ""
         self.out.print(f"{order.name}  {self._state(order.state)}{refund}")
 
-    def error(self, error: OrdersError, items: Sequence[str]) -> None:
+    def error(self, error: OrdersError, items: Sequence[str], hint: str = "") -> None:
         kind = type(error).__name__
         violations = getattr(error, "violations", ())
         fields = [v for v in violations if not isinstance(v, str)]
-        hint = _UNREACHABLE_HINT if isinstance(error, Unreachable) else ""
         if self.as_json:
             body: dict[str, Any] = {
                 "type": kind,
@@ -303,10 +406,89 @@ def _option(field: str, items: Sequence[str]) -> str:
     return field
 
 
-async def _run(args: argparse.Namespace, output: _Output) -> int:
+def _when_utc(moment: datetime) -> str:
+    return moment.astimezone(UTC).isoformat(timespec="seconds")
+
+
+def _not_signed_in(error: NotAuthenticated, credential: Credential) -> NotAuthenticated:
+    """The service's UNAUTHENTICATED, said in terms of where the command's token came from."""
+    if not credential.token:
+        message = f"not signed in: the service needs a token (none given with --token, ${TOKEN_ENV} or `orders login`)"
+    else:
+        expired = credential.expired_at
+        whose = f" for {credential.subject!r}" if credential.subject else ""
+        when = f" (it expired at {_when_utc(expired)})" if expired else ""
+        message = f"the service refused the token{whose} from {credential.source}{when}: {error.message}"
+    return NotAuthenticated(message, reason=error.reason)
+
+
+def _hint(error: OrdersError, args: argparse.Namespace, credential: Credential) -> str:
+    """What to do about ``error``, for the message on stderr (and ``hint`` in the JSON error)."""
+    signing_in = args.command in ("token", "login")
+    if isinstance(error, Unreachable):
+        return _PROVIDER_UNREACHABLE_HINT if signing_in else _UNREACHABLE_HINT
+    if isinstance(error, NotAuthenticated):
+        if signing_in:
+            return (
+                f"--issuer (or ${ISSUER_ENV}) must be the development identity provider that `make up` runs; "
+                f"with a real provider, sign in with its own tools and pass the token with --token or ${TOKEN_ENV}"
+            )
+        who = credential.subject or _EXAMPLE_CUSTOMER
+        if credential.source in ("--token", f"${TOKEN_ENV}"):
+            return f"get a fresh token with `orders token {who}`, or sign in with `orders login {who}`"
+        if credential.token:
+            return f"sign in again with `orders login {who}` (the stack restarted? its identity provider got new keys)"
+        return (
+            f"sign in with `orders login {_EXAMPLE_CUSTOMER}` (your customer id; the stack must be running: "
+            f"`make up`), or pass --token TOKEN or set ${TOKEN_ENV}"
+        )
+    if isinstance(error, PermissionDenied):
+        signed_in = f"you are signed in as {credential.subject!r}; " if credential.subject else ""
+        return f"{signed_in}leave out --customer (the token names the customer), or `orders login` as that customer"
+    return ""
+
+
+async def _sign_in(args: argparse.Namespace, output: _Output) -> int:
+    """``orders token``, ``login`` and ``logout``: talk to the identity provider and the token file only."""
+    if args.command == "logout":
+        path = token_file()
+        output.out.print(f"signed out: removed {path}" if remove_token() else "not signed in", markup=False)
+        if os.environ.get(TOKEN_ENV):
+            output.err.print(f"note: ${TOKEN_ENV} is set, and commands still use it", markup=False)
+        return EXIT_OK
+    timeout: float = getattr(args, "timeout", None) or SIGN_IN_TIMEOUT
+    try:
+        token = await asyncio.to_thread(dev_token, args.customer, issuer=args.issuer, roles=args.roles, timeout=timeout)
+    except OSError as error:  # refused, unknown host, timed out
+        reason = getattr(error, "reason", None) or error
+        message = f"cannot reach the identity provider at {args.issuer} ({reason})"
+        raise Unreachable(message, target=args.issuer) from None
+    except (RuntimeError, ValueError) as error:
+        raise NotAuthenticated(f"the identity provider did not sign {args.customer!r} in: {error}") from None
+    if args.command == "token":
+        print(token, flush=True)
+        return EXIT_OK
+    path = save_token(token)
+    exp = token_claims(token).get("exp")
+    until = datetime.fromtimestamp(exp, UTC) if isinstance(exp, int | float) else None
+    if output.as_json:
+        _dump({"customer": args.customer, "expireTime": _when_utc(until) if until else None, "tokenFile": str(path)})
+    else:
+        valid = f" until {_when_utc(until)}" if until else ""
+        output.out.print(f"signed in as {args.customer}{valid}; the token is kept in {path}", markup=False)
+    if os.environ.get(TOKEN_ENV):
+        output.err.print(f"note: ${TOKEN_ENV} is set, and commands use it before this login", markup=False)
+    return EXIT_OK
+
+
+async def _run(args: argparse.Namespace, output: _Output, credential: Credential) -> int:
+    if args.command in ("token", "login", "logout"):
+        return await _sign_in(args, output)
     timeout: float | None = getattr(args, "timeout", None)
     connect = min(CONNECT_TIMEOUT, timeout / 2) if timeout else CONNECT_TIMEOUT  # watch: before --timeout fires
-    async with OrdersClient(getattr(args, "target", None), deadline=timeout or 30.0, connect_timeout=connect) as client:
+    async with OrdersClient(
+        getattr(args, "target", None), token=credential.token, deadline=timeout or 30.0, connect_timeout=connect
+    ) as client:
         if args.command == "place":
             order = await client.place_order(
                 args.customer,
@@ -345,10 +527,15 @@ def main(argv: Sequence[str] | None = None) -> NoReturn:
     """Entry point of the ``orders`` console script; exits with one of :data:`EXIT_CODES`."""
     args = _parser().parse_args(argv)
     output = _Output(getattr(args, "json", False))
+    credential = Credential("", "")
     try:
-        code = asyncio.run(_run(args, output))
+        if args.command not in ("token", "login", "logout"):
+            credential = Credential.find(getattr(args, "token", None))
+        code = asyncio.run(_run(args, output, credential))
     except OrdersError as error:
-        output.error(error, getattr(args, "items", None) or [])
+        if isinstance(error, NotAuthenticated) and args.command not in ("token", "login"):
+            error = _not_signed_in(error, credential)
+        output.error(error, getattr(args, "items", None) or [], _hint(error, args, credential))
         code = next((c for kind, c in _ERROR_EXITS if isinstance(error, kind)), EXIT_ERROR)
     except KeyboardInterrupt:
         code = EXIT_INTERRUPTED

@@ -22,7 +22,19 @@ import yaml
 from pydantic_settings import BaseSettings
 
 from devstack.binaries import binary
-from devstack.gateway import DESCRIPTOR, ENVOY_YAML, PAGE, GatewayConfig, render, write_config
+from devstack.gateway import (
+    DESCRIPTOR,
+    ENVOY_YAML,
+    IDENTITY_HEADER,
+    PAGE,
+    GatewayConfig,
+    render,
+    token_bucket,
+    write_config,
+)
+from devstack.gateway import (
+    main as gateway_main,
+)
 from devstack.natsauth import BOOTSTRAP, COMPOSE_CONFIG, GRANTS, compose_passwords
 from devstack.natsauth import render as render_nats_users
 from devstack.stack import free_port
@@ -33,7 +45,7 @@ from payment_svc.config import PaymentSettings
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE = ROOT / "docker-compose.yml"
-SERVICES = {"mongo", "nats", "nats_bootstrap", "order_svc", "payment_svc", "notification_svc", "envoy"}
+SERVICES = {"oidc", "mongo", "nats", "nats_bootstrap", "order_svc", "payment_svc", "notification_svc", "envoy"}
 ONE_SHOTS = {"nats_bootstrap"}  # run to completion before the services start (no health check: they exit)
 APP_SERVICES = ("order_svc", "payment_svc", "notification_svc")
 RUNTIME_PACKAGES = {"chassis", *APP_SERVICES}
@@ -74,14 +86,36 @@ def test_envoy_yaml_validates_as_written() -> None:
     assert done.returncode == 0, done.stdout + done.stderr
 
 
+def http_filter(doc: dict[str, Any], name: str) -> dict[str, Any]:
+    (found,) = [f["typed_config"] for f in hcm(doc)["http_filters"] if f["name"] == f"envoy.filters.http.{name}"]
+    config: dict[str, Any] = found
+    return config
+
+
+def cluster(doc: dict[str, Any], name: str) -> dict[str, Any]:
+    (found,) = [c for c in doc["static_resources"]["clusters"] if c["name"] == name]
+    config: dict[str, Any] = found
+    return config
+
+
+def routes(doc: dict[str, Any]) -> list[dict[str, Any]]:
+    return [r for host in hcm(doc)["route_config"]["virtual_hosts"] for r in host["routes"]]
+
+
 def test_envoy_yaml_public_contract() -> None:
     doc = envoy_doc()
     assert doc["admin"]["address"]["socket_address"] == {"address": "127.0.0.1", "port_value": 9901}
     (listener,) = doc["static_resources"]["listeners"]
     assert listener["address"]["socket_address"] == {"address": "127.0.0.1", "port_value": 8080}
-    filters = hcm(doc)["http_filters"]
-    assert [f["name"] for f in filters] == ["envoy.filters.http.grpc_json_transcoder", "envoy.filters.http.router"]
-    transcoder = filters[0]["typed_config"]
+    # The header check, then who is asking, then the limit that needs to know, then transcoding.
+    assert [f["name"].removeprefix("envoy.filters.http.") for f in hcm(doc)["http_filters"]] == [
+        "lua",
+        "jwt_authn",
+        "local_ratelimit",
+        "grpc_json_transcoder",
+        "router",
+    ]
+    transcoder = http_filter(doc, "grpc_json_transcoder")
     assert transcoder["services"] == ["orders.v1.OrderService"]
     assert ROOT / transcoder["proto_descriptor"] == DESCRIPTOR
     assert transcoder["convert_grpc_status"] is True
@@ -92,21 +126,89 @@ def test_envoy_yaml_public_contract() -> None:
     assert 0 < transcoder["max_request_body_size"] <= 1024 * 1024
 
 
-def test_envoy_routes_only_order_service_upstream() -> None:
+def test_envoy_requires_a_token_on_every_api_prefix() -> None:
+    doc = envoy_doc()
+    jwt = http_filter(doc, "jwt_authn")
+    (name,) = jwt["providers"]
+    provider = jwt["providers"][name]
+    assert provider["issuer"] == GatewayConfig().issuer == OrderSettings().oidc_issuer
+    assert provider["audiences"] == [OrderSettings().oidc_audience]
+    assert provider["forward"] is True  # order_svc verifies the token itself
+    assert provider["from_headers"] == [{"name": "Authorization", "value_prefix": "Bearer "}]  # no query parameter
+    remote = provider["remote_jwks"]
+    assert remote["http_uri"]["cluster"] == "oidc"
+    assert remote["cache_duration"]
+    assert provider["claim_to_headers"] == [{"header_name": IDENTITY_HEADER, "claim_name": "sub"}]
+    # As it arrives and as native gRPC (or the transcoder) names it; nothing else needs one.
+    assert [(r["match"], r["requires"]) for r in jwt["rules"]] == [
+        ({"prefix": "/v1/"}, {"provider_name": name}),
+        ({"prefix": "/orders.v1.OrderService/"}, {"provider_name": name}),
+    ]
+    public = {r["match"]["path"] for r in routes(doc) if "path" in r["match"]} - {"/orders.v1.OrderService/WatchOrder"}
+    assert public == {"/", "/config.json", "/oauth2/token"}
+
+
+def test_a_clients_identity_header_is_dropped_before_any_filter_and_the_gateways_before_upstream() -> None:
     config = hcm(envoy_doc())
-    routes = [r for host in config["route_config"]["virtual_hosts"] for r in host["routes"]]
-    upstream = [r for r in routes if "route" in r]
-    assert all(r["route"]["cluster"] == "order_svc" for r in upstream)
-    for route in upstream:
+    (early,) = config["early_header_mutation_extensions"]
+    assert {"remove": IDENTITY_HEADER} in early["typed_config"]["mutations"]
+    (host,) = config["route_config"]["virtual_hosts"]
+    assert IDENTITY_HEADER in host["request_headers_to_remove"]
+
+
+def test_envoy_limits_writes_per_customer() -> None:
+    limit = http_filter(envoy_doc(), "local_ratelimit")
+    (rule,) = limit["rate_limits"]
+    writes, subject = rule["actions"]
+    paths = next(h for h in writes["header_value_match"]["headers"] if h["name"] == ":path")
+    regex = re.compile(paths["string_match"]["safe_regex"]["regex"])
+    for write in ("/v1/orders", "/v1/orders/abc:cancel", "/orders.v1.OrderService/CreateOrder"):
+        assert regex.fullmatch(write), write
+    for read in ("/v1/orders/abc", "/v1/orders/abc:watch", "/orders.v1.OrderService/GetOrder"):
+        assert not regex.fullmatch(read), read
+    assert subject == {"request_headers": {"header_name": IDENTITY_HEADER, "descriptor_key": "customer"}}
+    (descriptor,) = limit["descriptors"]
+    assert {"key": "customer"} in descriptor["entries"]  # no value: a bucket per customer
+    assert descriptor["token_bucket"] == token_bucket(120, 30)
+    assert limit["max_dynamic_descriptors"] > 0
+    for switch in ("filter_enabled", "filter_enforced"):  # both default to 0%
+        assert limit[switch]["default_value"] == {"numerator": 100, "denominator": "HUNDRED"}
+    assert limit["enable_x_ratelimit_headers"] == "DRAFT_VERSION_03"
+
+
+def test_every_refusal_of_envoy_is_status_json() -> None:
+    mappers = hcm(envoy_doc())["local_reply_config"]["mappers"]
+    codes = {
+        m["filter"]["status_code_filter"]["comparison"]["value"]["default_value"]: m["body_format_override"][
+            "json_format"
+        ]["code"]
+        for m in mappers
+    }
+    assert codes == {400: 3, 401: 16, 403: 7, 404: 5, 405: 12, 413: 8, 429: 8, 431: 8, 503: 14, 504: 4}
+
+
+def test_envoy_routes_only_order_service_upstream() -> None:
+    doc = envoy_doc()
+    upstream = [r for r in routes(doc) if "route" in r]
+    to_orders = [r for r in upstream if r["route"]["cluster"] == "order_svc"]
+    for route in to_orders:
         path = route["match"].get("path") or route["match"]["prefix"]
         assert path.startswith("/orders.v1.OrderService/"), path
-    (watch,) = [r for r in upstream if r["match"].get("path") == "/orders.v1.OrderService/WatchOrder"]
+    # The one other: the identity provider's token endpoint, for the web page (POST only).
+    (token,) = [r for r in upstream if r["route"]["cluster"] != "order_svc"]
+    assert token["match"]["path"] == "/oauth2/token"
+    assert token["match"]["headers"] == [{"name": ":method", "string_match": {"exact": "POST"}}]
+    assert token["route"]["cluster"] == "oidc"
+    assert token["route"]["host_rewrite_literal"] == "127.0.0.1:9400"  # the issuer's host: tokens name it
+    (watch,) = [r for r in to_orders if r["match"].get("path") == "/orders.v1.OrderService/WatchOrder"]
     assert watch["route"]["timeout"] == "0s"
-    (catch_all,) = [r for r in upstream if "prefix" in r["match"]]
+    (catch_all,) = [r for r in to_orders if "prefix" in r["match"]]
     assert catch_all["route"]["timeout"] not in ("0s", None)
-    (page,) = [r for r in routes if "direct_response" in r]
+    page, config = [r for r in routes(doc) if "direct_response" in r]
     assert page["match"]["path"] == "/"
     assert ROOT / page["direct_response"]["body"]["filename"] == PAGE
+    assert config["match"]["path"] == "/config.json"
+    assert json.loads(config["direct_response"]["body"]["inline_string"]) == GatewayConfig().page_config()
 
 
 def test_web_page_fits_the_direct_response_limit() -> None:
@@ -117,10 +219,10 @@ def test_web_page_fits_the_direct_response_limit() -> None:
 
 
 def test_order_svc_is_health_checked_over_grpc() -> None:
-    (cluster,) = envoy_doc()["static_resources"]["clusters"]
-    (check,) = cluster["health_checks"]
+    order_svc = cluster(envoy_doc(), "order_svc")
+    (check,) = order_svc["health_checks"]
     assert check["grpc_health_check"]["service_name"] == "orders.v1.OrderService"
-    assert "http2_protocol_options" in str(cluster["typed_extension_protocol_options"])
+    assert "http2_protocol_options" in str(order_svc["typed_extension_protocol_options"])
 
 
 def test_render_changes_only_addresses_and_paths(tmp_path: Path) -> None:
@@ -132,15 +234,79 @@ def test_render_changes_only_addresses_and_paths(tmp_path: Path) -> None:
     assert rendered["admin"]["address"]["socket_address"]["port_value"] == 19901
     (listener,) = rendered["static_resources"]["listeners"]
     assert listener["address"]["socket_address"]["port_value"] == 18080
-    (cluster,) = rendered["static_resources"]["clusters"]
-    assert cluster["type"] == "STRICT_DNS"  # a host name, as in docker-compose
-    assert "'address': 'order_svc', 'port_value': 50061" in str(cluster["load_assignment"])
-    # Everything else is envoy.yaml as written: the same routes, filters and limits.
-    assert hcm(rendered)["http_filters"][1:] == hcm(original)["http_filters"][1:]
+    order_svc = cluster(rendered, "order_svc")
+    assert order_svc["type"] == "STRICT_DNS"  # a host name, as in docker-compose
+    assert "'address': 'order_svc', 'port_value': 50061" in str(order_svc["load_assignment"])
+    # Everything else is envoy.yaml as written: the same routes, filters, limits and identity provider.
+    assert cluster(rendered, "oidc") == cluster(original, "oidc")
+    filters = [f for f in hcm(rendered)["http_filters"] if f["name"] != "envoy.filters.http.grpc_json_transcoder"]
+    assert filters == [
+        f for f in hcm(original)["http_filters"] if f["name"] != "envoy.filters.http.grpc_json_transcoder"
+    ]
     strip = re.compile(r"'(proto_descriptor|filename)': '[^']*'")
     assert strip.sub("", str(hcm(rendered)["route_config"])) == strip.sub("", str(hcm(original)["route_config"]))
     done = envoy_validate(write_config(config, tmp_path / "envoy.yaml"))
     assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_render_puts_in_the_identity_provider_and_the_limit(tmp_path: Path) -> None:
+    """As docker-compose: the public issuer, the keys inside the network; and another write limit."""
+    config = GatewayConfig(
+        issuer="http://127.0.0.1:9400",
+        audience="orders-api",
+        jwks_url="http://oidc:9400/jwks",
+        rate_limit_per_minute=6,
+        rate_limit_burst=2,
+        page=tmp_path / "index.html",
+    )
+    config.page.write_text("<html></html>")
+    rendered = render(config)
+    provider = http_filter(rendered, "jwt_authn")["providers"]["oidc"]
+    assert provider["issuer"] == "http://127.0.0.1:9400"
+    assert provider["audiences"] == ["orders-api"]
+    assert provider["remote_jwks"]["http_uri"]["uri"] == "http://oidc:9400/jwks"
+    oidc = cluster(rendered, "oidc")
+    assert oidc["type"] == "STRICT_DNS"
+    assert "'address': 'oidc', 'port_value': 9400" in str(oidc["load_assignment"])
+    (token,) = [r for r in routes(rendered) if r["match"].get("path") == "/oauth2/token"]
+    assert token["route"]["host_rewrite_literal"] == "127.0.0.1:9400"
+    (page_config,) = [r for r in routes(rendered) if r["match"].get("path") == "/config.json"]
+    assert json.loads(page_config["direct_response"]["body"]["inline_string"])["clientId"] == "orders-api"
+    (descriptor,) = http_filter(rendered, "local_ratelimit")["descriptors"]
+    assert descriptor["token_bucket"] == {"max_tokens": 2, "tokens_per_fill": 1, "fill_interval": "10s"}
+    done = envoy_validate(write_config(config, tmp_path / "envoy.yaml"))
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_render_reaches_an_https_provider_over_verified_tls(tmp_path: Path) -> None:
+    issuer = "https://keycloak.example.com/realms/shop"
+    config = GatewayConfig(
+        issuer=issuer, jwks_url=f"{issuer}/protocol/openid-connect/certs", page=tmp_path / "index.html"
+    )
+    config.page.write_text("<html></html>")
+    rendered = render(config)
+    oidc = cluster(rendered, "oidc")
+    assert "'address': 'keycloak.example.com', 'port_value': 443" in str(oidc["load_assignment"])
+    tls = oidc["transport_socket"]["typed_config"]
+    assert tls["sni"] == "keycloak.example.com"
+    assert tls["common_tls_context"]["validation_context"]["trusted_ca"]["filename"]
+    done = envoy_validate(write_config(config, tmp_path / "envoy.yaml"))
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+@pytest.mark.parametrize(
+    ("per_minute", "burst", "bucket"),
+    [
+        (120, 30, {"max_tokens": 30, "tokens_per_fill": 1, "fill_interval": "0.5s"}),
+        (7, 1, {"max_tokens": 1, "tokens_per_fill": 1, "fill_interval": "8.571s"}),
+        (1200, 5, {"max_tokens": 5, "tokens_per_fill": 1, "fill_interval": "0.05s"}),
+        (60_000, 100, {"max_tokens": 100, "tokens_per_fill": 50, "fill_interval": "0.05s"}),
+    ],
+)
+def test_token_bucket_never_fills_more_often_than_envoy_allows(
+    per_minute: int, burst: int, bucket: dict[str, Any]
+) -> None:
+    assert token_bucket(per_minute, burst) == bucket
 
 
 # ── docker-compose.yml and Dockerfile ──────────────────────────────────────────
@@ -160,7 +326,8 @@ def compose_tool() -> str:
 
 def compose_config(tool: str, env_file: Path, **env: str) -> dict[str, Any]:
     """docker-compose.yml as docker-compose resolves it (offline), with only ``env`` and ``env_file`` set."""
-    environ = {k: v for k, v in os.environ.items() if not k.startswith("COMPOSE_") and k != "MONGODB_URI"}
+    ours = ("COMPOSE_", "OIDC_", "GATEWAY_")  # what the file substitutes, when the test does not set it
+    environ = {k: v for k, v in os.environ.items() if not k.startswith(ours) and k != "MONGODB_URI"}
     done = subprocess.run(
         [tool, "-f", str(COMPOSE), "--env-file", str(env_file), "config"],
         cwd=ROOT,
@@ -187,13 +354,16 @@ def test_compose_validates_offline() -> None:
     assert done.returncode == 0, done.stdout + done.stderr
 
 
-def test_compose_names_every_service_and_publishes_only_the_gateway() -> None:
+def test_compose_names_every_service_and_publishes_only_the_gateway_and_the_login_form() -> None:
     services = compose()["services"]
     assert set(services) == SERVICES
     published = {name for name, service in services.items() if service.get("ports")}
-    assert published == {"envoy"}
+    assert published == {"envoy", "oidc"}
     (port,) = services["envoy"]["ports"]
     assert re.fullmatch(r"127\.0\.0\.1:.+:8080", str(port)), port
+    # The browser signs in at the provider's own form; its URL is the tokens' issuer.
+    (login,) = services["oidc"]["ports"]
+    assert str(login) == "127.0.0.1:9400:9400"
     for name, service in services.items():
         assert "network_mode" not in service, name
         assert "expose" not in service, name
@@ -255,6 +425,50 @@ def test_compose_containers_use_compose_mongodb_uri_whatever_make_ups_is(tmp_pat
     resolved = compose_config(tool, env_file, COMPOSE_MONGODB_URI="mongodb://db1,db2/?replicaSet=rs0")
     for name in APP_SERVICES:
         assert resolved["services"][name]["environment"]["MONGODB_URI"] == "mongodb://db1,db2/?replicaSet=rs0", name
+
+
+def test_compose_runs_the_identity_provider_version_the_project_pins() -> None:
+    pinned = re.search(r"^oidc-provider-mock==(\d+\.\d+\.\d+)", (ROOT / "constraints.txt").read_text(), re.MULTILINE)
+    assert pinned is not None, "constraints.txt pins no oidc-provider-mock"
+    # The same provider as `make up` and the tests (its images are tagged with the PyPI version).
+    assert compose()["services"]["oidc"]["image"] == f"ghcr.io/geigerzaehler/oidc-provider-mock:{pinned[1]}"
+
+
+def test_compose_order_svc_and_the_gateway_trust_the_same_provider(tmp_path: Path) -> None:
+    """Resolved offline, then rendered by the gateway image's own command: issuer public, keys inside."""
+    env_file = tmp_path / ".env"
+    env_file.write_text("")
+    resolved = compose_config(compose_tool(), env_file)
+    services = resolved["services"]
+    order_env, gateway_env = services["order_svc"]["environment"], services["envoy"]["environment"]
+    identity = {
+        "OIDC_ISSUER": "http://127.0.0.1:9400",
+        "OIDC_AUDIENCE": "order-saga",
+        "OIDC_JWKS_URL": "http://oidc:9400/jwks",
+    }
+    assert {k: order_env[k] for k in identity} == identity
+    assert {k: gateway_env[k] for k in identity} == identity
+    assert "oidc" in services["envoy"]["depends_on"]
+
+    (cmd,) = [a for s in lineage(dockerfile_stages(), "gateway") for k, a in s.instructions if k == "CMD"]
+    argv: list[str] = json.loads(cmd)[3:]
+    argv = [a for a in argv if a != "--exec"]
+    out = tmp_path / "envoy" / "envoy.yaml"
+    argv[argv.index("--out") + 1] = str(out)
+    gateway_main(argv, environ={k: str(v) for k, v in gateway_env.items()})
+    rendered: dict[str, Any] = yaml.safe_load(out.read_text())
+    provider = http_filter(rendered, "jwt_authn")["providers"]["oidc"]
+    assert provider["issuer"] == "http://127.0.0.1:9400"
+    assert provider["remote_jwks"]["http_uri"]["uri"] == "http://oidc:9400/jwks"
+    assert "'address': 'oidc', 'port_value': 9400" in str(cluster(rendered, "oidc")["load_assignment"])
+    (token,) = [r for r in routes(rendered) if r["match"].get("path") == "/oauth2/token"]
+    assert token["route"]["host_rewrite_literal"] == "127.0.0.1:9400"
+    (descriptor,) = http_filter(rendered, "local_ratelimit")["descriptors"]
+    assert descriptor["token_bucket"] == token_bucket(
+        int(gateway_env["GATEWAY_RATE_LIMIT_PER_MINUTE"]), int(gateway_env["GATEWAY_RATE_LIMIT_BURST"])
+    )
+    done = envoy_validate(out)
+    assert done.returncode == 0, done.stdout + done.stderr
 
 
 def test_compose_runs_the_nats_server_version_the_project_pins() -> None:

@@ -1,4 +1,8 @@
-"""`orders --json` prints what the gateway prints: the same proto3 JSON for the same orders, key for key."""
+"""`orders --json` prints what the gateway prints: the same proto3 JSON for the same orders, key for key.
+
+Both sides are signed in as the test's customer: the ``http`` client with ``Authorization: Bearer``,
+the command with the same token in ``$ORDERS_TOKEN``.
+"""
 
 from __future__ import annotations
 
@@ -6,12 +10,11 @@ import asyncio
 import json
 import os
 import sys
-import uuid
 from typing import Any
 
 import httpx
 
-from tests.e2e.conftest import System
+from tests.e2e.conftest import System, TokenFor
 
 Json = dict[str, Any]
 
@@ -55,9 +58,10 @@ async def gateway_json(http: httpx.AsyncClient, path: str, **params: str) -> Jso
     return body
 
 
-async def cli_json(system: System, *args: str) -> Json:
-    """Run `orders --json ARGS...` (as `python -m orders_client`) against order_svc; its stdout, parsed."""
+async def cli_json(system: System, token: str, *args: str) -> Json:
+    """Run `orders --json ARGS...` (as `python -m orders_client`, $ORDERS_TOKEN=token) against order_svc; stdout."""
     env = {key: value for key, value in os.environ.items() if key != "ORDERS_TARGET"}
+    env |= {"ORDERS_TOKEN": token, "XDG_CONFIG_HOME": str(system.stack.root / "cli-config")}
     command = [sys.executable, "-m", "orders_client", "--target", system.stack.order.target, "--json", *args]
     proc = await asyncio.create_subprocess_exec(
         *command, env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
@@ -76,8 +80,10 @@ async def cli_json(system: System, *args: str) -> Json:
     return body
 
 
-async def test_cli_json_equals_the_gateway_json(system: System, http: httpx.AsyncClient) -> None:
-    who = f"e2e-cli-{uuid.uuid4().hex[:12]}"
+async def test_cli_json_equals_the_gateway_json(
+    system: System, http: httpx.AsyncClient, customer: str, token: TokenFor
+) -> None:
+    who, signed_in = customer, await asyncio.to_thread(token, customer)  # the token `http` is signed in with
     paid_id = await place(http, who)
     # A second order, cancelled while its 2 s mock payment is in flight: it ends refunded (or voided),
     # so the comparison covers paymentId, cancelReason, refundState and a timeline of several steps.
@@ -89,7 +95,7 @@ async def test_cli_json_equals_the_gateway_json(system: System, http: httpx.Asyn
         last = await settled(http, order_id)
         gateway = await gateway_json(http, f"/v1/orders/{order_id}")
         assert gateway == last  # settled: nothing changes after the watch ends
-        assert await cli_json(system, "get", order_id) == gateway
+        assert await cli_json(system, signed_in, "get", order_id) == gateway
 
     paid = await gateway_json(http, f"/v1/orders/{paid_id}")
     assert paid["state"] == "ORDER_STATE_PAID"
@@ -101,4 +107,5 @@ async def test_cli_json_equals_the_gateway_json(system: System, http: httpx.Asyn
     listed = await gateway_json(http, "/v1/orders", customerId=who)
     assert [o["orderId"] for o in listed["orders"]] == [cancelled_id, paid_id]  # newest first, one page
     assert listed["nextPageToken"] == ""
-    assert await cli_json(system, "list", "--customer", who) == listed
+    assert await cli_json(system, signed_in, "list", "--customer", who) == listed
+    assert await cli_json(system, signed_in, "list") == await gateway_json(http, "/v1/orders")  # yours

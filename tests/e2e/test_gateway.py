@@ -1,4 +1,8 @@
-"""Through a real Envoy: the HTTP/JSON API, Server-Sent Events, bad input, and what must stay unreachable."""
+"""Through a real Envoy: the HTTP/JSON API, Server-Sent Events, bad input, and what must stay unreachable.
+
+Every call is signed in (the ``http`` fixture carries this test's customer's token); what the gateway
+does with missing, forged or misdirected tokens is in test_identity_gateway.py.
+"""
 
 from __future__ import annotations
 
@@ -16,7 +20,7 @@ from notifications.v1 import notifications_pb2, notifications_pb2_grpc
 from orders.v1 import orders_pb2, orders_pb2_grpc
 from payments.v1 import payments_pb2, payments_pb2_grpc
 
-from tests.e2e.conftest import System
+from tests.e2e.conftest import System, TokenFor
 
 Json = dict[str, Any]
 
@@ -56,10 +60,6 @@ async def watch(http: httpx.AsyncClient, order_id: str, timeout: float = 30) -> 
     return events
 
 
-def customer() -> str:
-    return f"e2e-{uuid.uuid4().hex[:12]}"
-
-
 async def test_page_is_served_at_root(http: httpx.AsyncClient) -> None:
     reply = await http.get("/")
     assert reply.status_code == 200
@@ -67,8 +67,8 @@ async def test_page_is_served_at_root(http: httpx.AsyncClient) -> None:
     assert "<html" in reply.text.lower()
 
 
-async def test_place_get_list_cancel_watch(http: httpx.AsyncClient) -> None:
-    who = customer()
+async def test_place_get_list_cancel_watch(http: httpx.AsyncClient, customer: str) -> None:
+    who = customer
     key = uuid.uuid4().hex
 
     placed = await create(http, order_body(who), key)
@@ -121,8 +121,8 @@ async def test_place_get_list_cancel_watch(http: httpx.AsyncClient) -> None:
     assert changes[-1]["refundState"] != "REFUND_STATE_PENDING"
 
 
-async def test_declined_payment_is_watched_to_cancelled(http: httpx.AsyncClient) -> None:
-    placed = await create(http, order_body(customer(), payment_method="pm_card_declined"))
+async def test_declined_payment_is_watched_to_cancelled(http: httpx.AsyncClient, customer: str) -> None:
+    placed = await create(http, order_body(customer, payment_method="pm_card_declined"))
     events = await watch(http, placed["orderId"])
     assert events[0]["state"] == "ORDER_STATE_CREATED"
     assert events[-1]["state"] == "ORDER_STATE_CANCELLED"
@@ -130,7 +130,9 @@ async def test_declined_payment_is_watched_to_cancelled(http: httpx.AsyncClient)
 
 
 async def test_invalid_field_is_a_400_naming_the_field(http: httpx.AsyncClient) -> None:
-    reply = await http.post("/v1/orders", json=order_body("", quantity=0))
+    body = order_body("", quantity=0)  # an empty customerId is the signed-in customer's: not a bad field
+    body["lineItems"][0]["sku"] = ""
+    reply = await http.post("/v1/orders", json=body)
     assert reply.status_code == 400
     assert reply.headers["content-type"].startswith("application/json")
     status = reply.json()
@@ -138,7 +140,7 @@ async def test_invalid_field_is_a_400_naming_the_field(http: httpx.AsyncClient) 
     bad_requests = [d for d in status["details"] if d["@type"] == "type.googleapis.com/google.rpc.BadRequest"]
     assert len(bad_requests) == 1
     fields = {v["field"] for v in bad_requests[0]["fieldViolations"]}
-    assert {"order.customer_id", "order.line_items[0].quantity"} <= fields
+    assert {"order.line_items[0].sku", "order.line_items[0].quantity"} <= fields
 
 
 async def test_unknown_order_is_a_404(http: httpx.AsyncClient) -> None:
@@ -213,6 +215,54 @@ async def test_bad_input_is_never_a_5xx(http: httpx.AsyncClient, method: str, pa
     assert "code" in reply.json(), reply.text  # always google.rpc.Status JSON
 
 
+# Each of these reached order_svc's gRPC server, which failed it as INTERNAL or UNKNOWN (HTTP 500): a header
+# gRPC metadata cannot carry, or a path that is not UTF-8 once percent-decoded. The gateway refuses them first.
+BAD_HEADERS_AND_PATHS: list[tuple[str, str, dict[str, str | bytes], str]] = [
+    ("GET", "/v1/orders", {"x!B": "1"}, "x!b"),  # the fuzzer's find: was 500 "Illegal header key: x!b"
+    ("POST", "/v1/orders", {"x!B": "1"}, "x!b"),
+    ("GET", "/v1/orders", {"x#y~z": "1"}, "x#y~z"),
+    ("GET", "/v1/orders", {"x-note": "café".encode()}, "x-note"),
+    ("GET", "/v1/orders", {"x-note": b"a\tb"}, "x-note"),
+    ("GET", "/v1/orders", {"x-trace-bin": "!!!"}, "x-trace-bin"),  # was 500: illegal base64
+    ("GET", "/v1/orders", {"x-trace-bin": "Y"}, "x-trace-bin"),
+    ("GET", "/v1/orders", {"grpc-timeout": "abc"}, "grpc-timeout"),  # was 500: error parsing grpc-timeout
+    ("GET", "/v1/orders", {"grpc-encoding": "snappy"}, "grpc-encoding"),  # was 500
+    ("GET", "/v1/orders", {"grpc-previous-rpc-attempts": "x"}, "grpc-previous-rpc-attempts"),  # was 500
+    ("GET", "/v1/orders", {"x-big": "a" * 20_000}, "too large"),  # was 429 from gRPC's metadata limit
+    ("GET", "/v1/orders/%ff", {}, "UTF-8"),  # was 500: DecodeError in order_svc
+    ("GET", "/v1/orders?customerId=%ff", {}, "UTF-8"),
+    ("GET", "/v1/orders/%e2%82:watch", {}, "UTF-8"),
+    ("POST", "/v1/orders/%ed%a0%80:cancel", {}, "UTF-8"),  # a surrogate: not UTF-8 either
+]
+
+
+@pytest.mark.parametrize(("method", "path", "headers", "named"), BAD_HEADERS_AND_PATHS)
+async def test_bad_headers_and_paths_are_a_4xx_naming_the_problem(
+    http: httpx.AsyncClient, method: str, path: str, headers: dict[str, str | bytes], named: str
+) -> None:
+    content = b"{}" if method == "POST" else b""
+    raw = [(name.encode(), value if isinstance(value, bytes) else value.encode()) for name, value in headers.items()]
+    reply = await http.request(method, path, content=content, headers=[(b"content-type", b"application/json"), *raw])
+    assert reply.status_code in (400, 431), (reply.status_code, reply.text)
+    assert reply.headers["content-type"].startswith("application/json")
+    status = reply.json()
+    assert status["code"] in (grpc.StatusCode.INVALID_ARGUMENT.value[0], grpc.StatusCode.RESOURCE_EXHAUSTED.value[0])
+    assert named in status["message"], status
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {"X-Mixed-Case": "fine", "x-trace-bin": "YWJj", "x-padded-bin": "YWI="},  # gRPC can carry all of these
+        {"user-agent": "Mozilla/5.0 (X11; Linux x86_64)", "accept-language": "en-GB,en;q=0.9", "cookie": "a=b; c=d"},
+        {"x-forwarded-for": "203.0.113.9", "x-request-id": "abc-123"},
+    ],
+)
+async def test_ordinary_headers_pass(http: httpx.AsyncClient, headers: dict[str, str]) -> None:
+    reply = await http.get("/v1/orders", headers=headers)
+    assert reply.status_code == 200, reply.text
+
+
 INTERNAL_PATHS = [
     "/payments.v1.PaymentService/GetPayment",
     "/payments.v1.PaymentService/ListPayments",
@@ -236,12 +286,16 @@ async def test_internal_services_are_unreachable_over_http1(
     assert "x-envoy-upstream-service-time" not in reply.headers  # never forwarded upstream
 
 
-async def test_internal_services_are_unreachable_over_native_grpc(system: System) -> None:
+async def test_internal_services_are_unreachable_over_native_grpc(
+    system: System, token: TokenFor, customer: str
+) -> None:
     async with grpc.aio.insecure_channel(system.url.removeprefix("http://")) as gateway:
         # The gateway does serve native gRPC for OrderService ...
         with pytest.raises(grpc.aio.AioRpcError) as missing:
             await orders_pb2_grpc.OrderServiceStub(gateway).GetOrder(
-                orders_pb2.GetOrderRequest(order_id=str(uuid.uuid4())), timeout=10
+                orders_pb2.GetOrderRequest(order_id=str(uuid.uuid4())),
+                metadata=(("authorization", f"Bearer {token(customer)}"),),
+                timeout=10,
             )
         assert missing.value.code() == grpc.StatusCode.NOT_FOUND
         # ... and nothing else.

@@ -1,7 +1,9 @@
-"""``make up`` itself: healthy, serves an order, logs it, stops on Ctrl-C with no process left, keeps its data."""
+"""``make up`` itself: healthy, signs a customer in, serves an order, logs it, stops on Ctrl-C with no process
+left, keeps its data."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import signal
@@ -16,10 +18,12 @@ import httpx
 
 from devstack.stack import free_port, wait_for
 from devstack.up import DEFAULT_PORTS
+from orders_client._devlogin import dev_token
 
 ROOT = Path(__file__).resolve().parents[2]
+CUSTOMER = "make-up"
 ORDER = {
-    "customerId": "make-up",
+    "customerId": CUSTOMER,
     "lineItems": [{"sku": "SKU-1", "quantity": 1, "unitPrice": {"currencyCode": "USD", "units": "3"}}],
     "paymentMethod": "pm_card_visa",
 }
@@ -90,6 +94,12 @@ def make_up(env: dict[str, str], log: Path) -> Iterator[MakeUp]:
         running.interrupt()
 
 
+async def sign_in(env: dict[str, str], customer: str) -> dict[str, str]:
+    """A token from `make up`'s identity provider (on OIDC_PORT), as the Authorization header."""
+    token = await asyncio.to_thread(dev_token, customer, issuer=f"http://127.0.0.1:{env['OIDC_PORT']}")
+    return {"Authorization": f"Bearer {token}"}
+
+
 def still_running(pids: dict[str, int]) -> dict[str, int]:
     alive = {}
     for name, pid in pids.items():
@@ -106,8 +116,13 @@ async def test_make_up_runs_serves_stops_and_keeps_data(tmp_path: Path) -> None:
     env = up_env(tmp_path / "var")
     with make_up(env, tmp_path / "first.log") as first:
         state = await first.ready()
-        async with httpx.AsyncClient(base_url=state["gateway"], timeout=30, trust_env=False) as http:
-            assert (await http.get("/")).status_code == 200
+        first_token = await sign_in(env, CUSTOMER)
+        async with httpx.AsyncClient(base_url=state["gateway"], timeout=30, trust_env=False) as anonymous:
+            assert (await anonymous.get("/")).status_code == 200  # the page needs no token ...
+            assert (await anonymous.get("/v1/orders")).status_code == 401  # ... the API does
+        async with httpx.AsyncClient(
+            base_url=state["gateway"], timeout=30, trust_env=False, headers=first_token
+        ) as http:
             placed = await http.post("/v1/orders", json=ORDER)
             assert placed.status_code == 200, placed.text
             order_id = placed.json()["orderId"]
@@ -121,6 +136,11 @@ async def test_make_up_runs_serves_stops_and_keeps_data(tmp_path: Path) -> None:
     out = first.output()
     assert "order-saga is up" in out
     assert "curl" in out
+    # How to get a token, from this provider (here not on its default port).
+    assert f"TOKEN=$(.venv/bin/orders token alice --issuer http://127.0.0.1:{env['OIDC_PORT']})" in out
+    assert "Authorization: Bearer $TOKEN" in out
+    assert f"http://127.0.0.1:{env['OIDC_PORT']}" in out  # where the identity provider is
+    assert "oidc" in state["pids"]
     for name in state["pids"]:
         assert f"{name} │ " in out, f"no prefixed log line of {name}"
     # One order can be followed through the services by its id.
@@ -135,11 +155,14 @@ async def test_make_up_runs_serves_stops_and_keeps_data(tmp_path: Path) -> None:
             line.lstrip().startswith(f"{service} │") and event in line and order_id in line for line in out.splitlines()
         ), f"{service} did not log '{event}' for {order_id}"
 
-    # A second `make up` on the same state still has the order.
+    # A second `make up` on the same state still has the order. The provider's keys are new at every
+    # start, so the first run's token is refused; the same customer signs in again and sees the order.
     with make_up(env, tmp_path / "second.log") as second:
         state = await second.ready()
         async with httpx.AsyncClient(base_url=state["gateway"], timeout=30, trust_env=False) as http:
-            again = await http.get(f"/v1/orders/{order_id}")
+            stale = await http.get(f"/v1/orders/{order_id}", headers=first_token)
+            assert stale.status_code == 401, stale.text
+            again = await http.get(f"/v1/orders/{order_id}", headers=await sign_in(env, CUSTOMER))
             assert again.status_code == 200, again.text
             assert again.json()["state"] == "ORDER_STATE_PAID"
     assert still_running(state["pids"]) == {}, second.output()[-4000:]

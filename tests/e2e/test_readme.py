@@ -1,4 +1,11 @@
-"""The README's curl and grpcurl blocks run as written (only the ports differ) against a real stack."""
+"""The README's curl and grpcurl blocks run as written (only the ports differ) against a real stack.
+
+A block signs in with ``TOKEN=$(.venv/bin/orders token NAME)``. That command signs in at the development
+provider `make up` runs (127.0.0.1:9400) unless ``$OIDC_ISSUER`` names another, so the blocks run with
+``OIDC_ISSUER`` set to this stack's provider (on a free port). Where the ``orders token`` command is not
+there (the client's own work), the test signs NAME in itself (``devstack.identity``, the same real
+sign-in) and puts the token in the command's place.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +13,7 @@ import asyncio
 import json
 import os
 import re
+import shlex
 import shutil
 import subprocess
 import sys
@@ -27,6 +35,8 @@ Json = dict[str, Any]
 ROOT = Path(__file__).resolve().parents[2]
 README = ROOT / "README.md"
 _BLOCK = re.compile(r"<!-- readme-run: (?P<name>[\w-]+) [^>]*-->\n```bash\n(?P<body>.*?)\n```", re.DOTALL)
+#: How the README gets a token: `orders token` signs a customer in at the development provider.
+_TOKEN_COMMAND = re.compile(r"\$\(\.venv/bin/orders token (?P<customer>[\w-]+)\)")
 
 
 def readme_block(name: str) -> str:
@@ -35,17 +45,30 @@ def readme_block(name: str) -> str:
     return blocks[name]
 
 
+def orders_token_exists() -> bool:
+    """Whether this checkout's `orders` command has `token` (the client's work)."""
+    orders = ROOT / ".venv" / "bin" / "orders"
+    if not orders.exists():
+        return False
+    done = subprocess.run([str(orders), "token", "--help"], capture_output=True, timeout=60, check=False)
+    return done.returncode == 0
+
+
 def run_block(script: str, system: System) -> str:
     """Run a README block in bash (errexit, pipefail) from the repo root, with the stack's real ports."""
     ports = {
         "127.0.0.1:8080": system.url.removeprefix("http://"),
+        "127.0.0.1:9400": system.stack.identity.issuer.removeprefix("http://"),
         "127.0.0.1:50051": system.stack.order.target,
         "127.0.0.1:50052": system.stack.payment.target,
         "127.0.0.1:50053": system.stack.notification.target,
     }
     for documented, actual in ports.items():
         script = script.replace(documented, actual)
+    if not orders_token_exists():
+        script = _TOKEN_COMMAND.sub(lambda m: shlex.quote(system.token(m["customer"])), script)
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
+    env["OIDC_ISSUER"] = system.stack.identity.issuer  # where `orders token` signs in
     done = subprocess.run(
         ["bash", "-o", "errexit", "-o", "pipefail", "-o", "nounset", "-x", "-c", script],
         cwd=ROOT,
@@ -103,6 +126,23 @@ def every_method() -> set[str]:
     }
 
 
+def test_readme_gets_its_tokens_from_orders_token() -> None:
+    for name in ("curl", "grpcurl"):
+        block = readme_block(name)
+        commands = _TOKEN_COMMAND.findall(block)
+        assert commands, f"the {name} block signs nobody in"
+        assert all(f"TOKEN=$(.venv/bin/orders token {c})" in block for c in commands)
+        assert block.count("$(.venv/bin/orders") == len(commands), "one form only, so the tests can run it"
+    # Every call to order_svc or the gateway carries the token, but the one that shows the 401.
+    curl_lines = [line.strip() for line in readme_block("curl").replace("\\\n", " ").splitlines()]
+    calls = [line for line in curl_lines if line.startswith(("curl", "ORDER=$(curl", "OTHER_ID=$(curl"))]
+    assert [c for c in calls if "Authorization: Bearer $TOKEN" not in c] == ["curl -s http://127.0.0.1:8080/v1/orders"]
+    grpcurl_lines = readme_block("grpcurl").replace("\\\n", " ").splitlines()
+    order_calls = [line for line in grpcurl_lines if "orders.v1.OrderService/" in line]
+    assert order_calls
+    assert all('-H "authorization: Bearer $TOKEN"' in line for line in order_calls), order_calls
+
+
 def test_grpcurl_block_calls_every_method() -> None:
     block = readme_block("grpcurl")
     missing = {m for m in every_method() if m not in block}
@@ -117,6 +157,7 @@ def test_readme_curl_block_works_as_written(system: System) -> None:
     assert "ORDER_STATE_PAID" in out  # the watch ran to the end
     assert '"state":"ORDER_STATE_CANCELLED"' in out  # the cancel
     assert "order.line_items[0].quantity" in out  # the bad request names the field
+    assert '{"code":16,"message":"Jwt is missing' in out  # no token: 401, saying what to send
 
     # The order cancelled while its payment was in flight stays CANCELLED, and its watch ends with the money side.
     _, copies = the_cancelled_order([d for d in json_documents(out) if "orderId" in d], "cancelReason", "orderId")

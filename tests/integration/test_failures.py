@@ -111,12 +111,12 @@ async def test_replicas_share_the_work_without_doubling_and_watch_follows_change
         from orders.v1 import orders_pb2_grpc
 
         watch = orders_pb2_grpc.OrderServiceStub(channel).WatchOrder(
-            orders_pb2.WatchOrderRequest(order_id=order.order_id)
+            orders_pb2.WatchOrderRequest(order_id=order.order_id), metadata=saga.as_customer("watch-across")
         )
         first = await watch.read()
         assert isinstance(first, orders_pb2.Order)
         assert first.state == orders_pb2.ORDER_STATE_CREATED
-        await saga.orders.CancelOrder(orders_pb2.CancelOrderRequest(order_id=order.order_id, reason="changed my mind"))
+        await saga.cancel(order.order_id, "changed my mind", customer_id="watch-across")
         # The stream goes on until the money side is known (payment_svc is down here): read the next change only.
         update = await asyncio.wait_for(watch.read(), timeout=30)
         watch.cancel()
@@ -131,10 +131,10 @@ async def test_cancel_works_only_from_created_and_a_payment_that_lands_after_it_
     stack, saga = fresh
     stack.payment.terminate()
     order = await saga.create("pm_card_visa")
-    cancelled = await saga.orders.CancelOrder(orders_pb2.CancelOrderRequest(order_id=order.order_id))
+    cancelled = await saga.cancel(order.order_id)
     assert cancelled.state == orders_pb2.ORDER_STATE_CANCELLED
     with pytest.raises(grpc.aio.AioRpcError) as raised:
-        await saga.orders.CancelOrder(orders_pb2.CancelOrderRequest(order_id=order.order_id))
+        await saga.cancel(order.order_id)
     assert raised.value.code() == grpc.StatusCode.FAILED_PRECONDITION
 
     stack.start_service("payment_svc")
@@ -157,7 +157,7 @@ async def test_a_payment_event_parked_as_dead_letter_is_applied_when_replayed_af
 ) -> None:
     stack, saga = fresh
     stack.payment.terminate()
-    order_id = derived_id("idempotency-key", "replay-me")
+    order_id = derived_id("idempotency-key", "alice", "replay-me")  # keys are scoped per customer
     event = payment_events.PaymentSuccessful(
         event_id="early-payment", order_id=order_id, customer_id="alice", payment_id="pay-early"
     )
@@ -204,6 +204,7 @@ async def test_sigterm_stops_each_service_gracefully(fresh: tuple[Stack, SagaCli
 async def test_services_started_before_nats_serve_at_once_and_finish_orders_when_it_arrives(tmp_path: Path) -> None:
     stack = Stack(tmp_path)
     try:
+        stack.identity.start()
         for module in stack.services:
             stack.start_service(module)
         await asyncio.gather(*(s.wait_healthy() for s in stack.services.values()))

@@ -80,7 +80,7 @@ async def test_a_cancel_during_a_slow_charge_ends_cancelled_refunded_once_and_to
     stack, saga = slow
     order = await saga.create("pm_card_visa")
     await wait_charging(saga, order.order_id)
-    cancelled = await saga.orders.CancelOrder(orders_pb2.CancelOrderRequest(order_id=order.order_id, reason="oops"))
+    cancelled = await saga.cancel(order.order_id, "oops")
     assert cancelled.state == orders_pb2.ORDER_STATE_CANCELLED
 
     final = await wait_settled(saga, order.order_id)
@@ -141,7 +141,7 @@ async def test_a_cancel_that_payment_svc_sees_with_the_order_is_voided_or_refund
             stack.payment.terminate()
             orders = [await saga.create("pm_card_visa") for _ in range(6)]
             for order in orders:
-                await saga.orders.CancelOrder(orders_pb2.CancelOrderRequest(order_id=order.order_id))
+                await saga.cancel(order.order_id)
             stack.start_service("payment_svc")
             await stack.payment.wait_healthy()
             outcomes: Counter[int] = Counter()
@@ -187,7 +187,7 @@ async def test_a_payment_svc_killed_between_charge_and_refund_still_refunds_exac
     stack, saga = slow
     order = await saga.create("pm_card_visa")
     await wait_charging(saga, order.order_id)
-    await saga.orders.CancelOrder(orders_pb2.CancelOrderRequest(order_id=order.order_id))
+    await saga.cancel(order.order_id)
 
     async def charged() -> bool:
         payment = await saga.payments.GetPayment(payments_pb2.GetPaymentRequest(order_id=order.order_id), timeout=5)

@@ -18,7 +18,7 @@ from google.protobuf.message import Message
 from orders.v1 import orders_pb2
 
 from orders_client.cli import main
-from tests.unit.test_client_calls import FakeOrders, free_port, paid, refunded, serving, until
+from tests.unit.test_client_calls import TOKEN, FakeOrders, free_port, paid, refunded, serving, until
 
 
 def api_json(message: Message) -> dict[str, Any]:
@@ -26,13 +26,13 @@ def api_json(message: Message) -> dict[str, Any]:
     return json_format.MessageToDict(message, always_print_fields_with_no_presence=True)
 
 
-async def orders(*args: str, stdout: io.StringIO | None = None) -> tuple[int, str, str]:
-    """Run ``orders ARGS`` in a worker thread (it runs its own event loop); its exit code, stdout and stderr."""
+async def orders(*args: str, stdout: io.StringIO | None = None, token: str | None = TOKEN) -> tuple[int, str, str]:
+    """Run ``orders [--token TOKEN] ARGS`` in a worker thread (it runs its own event loop); code, stdout, stderr."""
     out, err = stdout or io.StringIO(), io.StringIO()
 
     def run() -> int:
         with pytest.raises(SystemExit) as exit_:
-            main(list(args))
+            main([*(["--token", token] if token is not None else []), *args])
         return int(exit_.value.code or 0)
 
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
@@ -73,9 +73,7 @@ async def test_watch_json_prints_each_version_as_one_gateway_json_line() -> None
 async def test_place_wait_json_prints_the_settled_order_as_the_gateway_would() -> None:
     history = paid("o-1")
     async with serving(FakeOrders(history)) as target:
-        code, out, _ = await orders(
-            "--json", "--target", target, "place", "--customer", "alice", "--item", "A:1:1", "--wait"
-        )
+        code, out, _ = await orders("--json", "--target", target, "place", "--item", "A:1:1", "--wait")
     assert code == 0
     printed = json.loads(out)
     assert printed == api_json(history[-1])

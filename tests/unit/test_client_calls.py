@@ -1,4 +1,8 @@
-"""The client's calls against an in-process fake OrderService: settling watches, first contact, many threads."""
+"""The client's calls against an in-process fake OrderService: settling watches, first contact, many threads.
+
+The fake answers only calls that carry ``authorization: Bearer <one of its tokens>`` (UNAUTHENTICATED
+otherwise), as order_svc does, and records which token each call brought.
+"""
 
 from __future__ import annotations
 
@@ -23,6 +27,7 @@ from orders_client import OrdersClient, OrderState, RefundState, StepKind, SyncO
 
 T0 = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
 Context = grpc.aio.ServicerContext[Any, Any]
+TOKEN = "token-of-alice"  # what the fake accepts unless told otherwise
 
 
 def step(
@@ -104,16 +109,38 @@ class FakeOrders(orders_pb2_grpc.OrderServiceServicer):
 
     ``before_next(i)`` is awaited before WatchOrder sends version ``i`` (i ≥ 1); ``unavailable``
     GetOrder calls answer UNAVAILABLE first; the first WatchOrder drops with UNAVAILABLE after
-    ``drop_watch_after`` versions; ``calls`` counts each method's calls.
+    ``drop_watch_after`` versions; ``calls`` counts each method's calls. Every call must carry
+    ``authorization: Bearer <token>`` with a token in ``tokens`` (UNAUTHENTICATED otherwise, not
+    counted in ``calls`` but in ``attempts``); ``seen`` lists (method, token) of every call that brought one.
     """
 
     def __init__(self, *histories: list[orders_pb2.Order]) -> None:
+        self.tokens = {TOKEN}
+        self.seen: list[tuple[str, str]] = []
+        self.idempotency_keys: list[str] = []
+        self.created: list[orders_pb2.CreateOrderRequest] = []
         self.histories = {history[0].order_id: history for history in histories}
         self.before_next: Callable[[int], Awaitable[None]] | None = None
         self.unavailable = 0
         self.drop_watch_after: int | None = None
         self.calls: Counter[str] = Counter()
+        self.attempts: Counter[str] = Counter()  # calls refused for their token included
         self.sent: dict[str, int] = {}  # order id → the last version a watch sent
+
+    async def _signed_in(self, method: str, context: Context) -> None:
+        """As order_svc: exactly one ``authorization: Bearer <token>``, and a token it knows."""
+        self.attempts[method] += 1
+        metadata = list(context.invocation_metadata() or ())
+        values = [str(value) for key, value in metadata if key == "authorization"]
+        scheme, _, token = values[0].partition(" ") if len(values) == 1 else ("", "", "")
+        if token:
+            self.seen.append((method, token))
+        if scheme != "Bearer" or not token:
+            await context.abort(grpc.StatusCode.UNAUTHENTICATED, "exactly one bearer token is required")
+        if token not in self.tokens:
+            await context.abort(grpc.StatusCode.UNAUTHENTICATED, "the token is not valid: Signature has expired")
+        self.calls[method] += 1
+        self.idempotency_keys += [str(value) for key, value in metadata if key == "idempotency-key"]
 
     async def _history(self, order_id: str, context: Context) -> list[orders_pb2.Order]:
         if order_id not in self.histories:
@@ -121,11 +148,12 @@ class FakeOrders(orders_pb2_grpc.OrderServiceServicer):
         return self.histories[order_id]
 
     async def CreateOrder(self, request: orders_pb2.CreateOrderRequest, context: Context) -> orders_pb2.Order:
-        self.calls["CreateOrder"] += 1
+        await self._signed_in("CreateOrder", context)
+        self.created.append(request)
         return next(iter(self.histories.values()))[0]
 
     async def GetOrder(self, request: orders_pb2.GetOrderRequest, context: Context) -> orders_pb2.Order:
-        self.calls["GetOrder"] += 1
+        await self._signed_in("GetOrder", context)
         if self.unavailable > 0:
             self.unavailable -= 1
             await context.abort(grpc.StatusCode.UNAVAILABLE, "injected: restarting")
@@ -134,17 +162,17 @@ class FakeOrders(orders_pb2_grpc.OrderServiceServicer):
     async def ListOrders(
         self, request: orders_pb2.ListOrdersRequest, context: Context
     ) -> orders_pb2.ListOrdersResponse:
-        self.calls["ListOrders"] += 1
+        await self._signed_in("ListOrders", context)
         return orders_pb2.ListOrdersResponse(orders=[history[-1] for history in self.histories.values()])
 
     async def CancelOrder(self, request: orders_pb2.CancelOrderRequest, context: Context) -> orders_pb2.Order:
-        self.calls["CancelOrder"] += 1
+        await self._signed_in("CancelOrder", context)
         await context.abort(grpc.StatusCode.UNIMPLEMENTED, "not in the fake")
 
     async def WatchOrder(
         self, request: orders_pb2.WatchOrderRequest, context: Context
     ) -> AsyncIterator[orders_pb2.Order]:
-        self.calls["WatchOrder"] += 1
+        await self._signed_in("WatchOrder", context)
         history = await self._history(request.order_id, context)
         first = self.sent.get(request.order_id, 0)  # a watch opened again starts at the order as it is now
         for i, message in enumerate(history[first:], start=first):
@@ -188,7 +216,7 @@ async def until(condition: Callable[[], bool], timeout: float = 5.0) -> None:
 
 
 async def test_watch_goes_on_past_a_cancel_until_the_refund_settles_it() -> None:
-    async with serving(FakeOrders(refunded("o-1"))) as target, OrdersClient(target) as client:
+    async with serving(FakeOrders(refunded("o-1"))) as target, OrdersClient(target, token=TOKEN) as client:
         seen = [order async for order in client.watch_order("o-1")]
     assert [(o.state, o.refund_state, o.is_settled) for o in seen] == [
         (OrderState.CREATED, RefundState.NONE, False),
@@ -200,14 +228,14 @@ async def test_watch_goes_on_past_a_cancel_until_the_refund_settles_it() -> None
 
 
 async def test_wait_until_final_returns_the_settled_order_not_the_first_cancelled_one() -> None:
-    async with serving(FakeOrders(refunded("o-1"))) as target, OrdersClient(target) as client:
+    async with serving(FakeOrders(refunded("o-1"))) as target, OrdersClient(target, token=TOKEN) as client:
         final = await client.wait_until_final("o-1", timeout=5)
         assert final.refund_state is RefundState.REFUNDED
         assert await client.wait_until_final(final, timeout=0.001) is final  # settled: no call needed
 
 
 async def test_watch_of_a_paid_order_ends_at_paid() -> None:
-    async with serving(FakeOrders(paid("o-1"))) as target, OrdersClient(target) as client:
+    async with serving(FakeOrders(paid("o-1"))) as target, OrdersClient(target, token=TOKEN) as client:
         states = [order.state async for order in client.watch_order("o-1")]
     assert states == [OrderState.CREATED, OrderState.PAID]
 
@@ -215,7 +243,7 @@ async def test_watch_of_a_paid_order_ends_at_paid() -> None:
 async def test_a_dropped_watch_resumes_and_yields_each_version_once() -> None:
     fake = FakeOrders(refunded("o-1"))
     fake.drop_watch_after = 2
-    async with serving(fake) as target, OrdersClient(target) as client:
+    async with serving(fake) as target, OrdersClient(target, token=TOKEN) as client:
         seen = [order async for order in client.watch_order("o-1")]
     assert [len(order.timeline) for order in seen] == [1, 2, 4, 5]
     assert fake.calls["WatchOrder"] == 2
@@ -223,7 +251,7 @@ async def test_a_dropped_watch_resumes_and_yields_each_version_once() -> None:
 
 async def test_a_watch_the_service_keeps_ending_unsettled_gives_up_after_the_deadline() -> None:
     fake = FakeOrders(refunded("o-1")[:2])  # ends at CANCELLED before the payment's outcome is known
-    async with serving(fake) as target, OrdersClient(target, deadline=0.5) as client:
+    async with serving(fake) as target, OrdersClient(target, token=TOKEN, deadline=0.5) as client:
         watch = client.watch_order("o-1")
         assert [(await anext(watch)).state, (await anext(watch)).state] == [OrderState.CREATED, OrderState.CANCELLED]
         started = time.monotonic()
@@ -251,7 +279,7 @@ async def test_nothing_listening_raises_unreachable_after_the_connect_timeout_wi
 async def test_unavailable_from_a_service_that_answers_is_still_retried() -> None:
     fake = FakeOrders(paid("o-1"))
     fake.unavailable = 2
-    async with serving(fake) as target, OrdersClient(target, connect_timeout=0.5) as client:
+    async with serving(fake) as target, OrdersClient(target, token=TOKEN, connect_timeout=0.5) as client:
         order = await client.get_order("o-1")
     assert order.state is OrderState.PAID
     assert fake.calls["GetOrder"] == 3
@@ -276,7 +304,7 @@ def _use_from_threads(client: SyncOrdersClient, threads: int = 4) -> list[list[s
 async def test_sync_client_shared_by_four_threads_answers_every_call() -> None:
     fake = FakeOrders(*(paid(f"o-{i}") for i in range(4)))
     async with serving(fake) as target:
-        with SyncOrdersClient(target) as client:
+        with SyncOrdersClient(target, token=TOKEN) as client:
             seen = await asyncio.to_thread(_use_from_threads, client)
     assert seen == [[f"o-{i}"] * 10 + [f"o-{n}" for n in range(4)] + ["CREATED", "PAID"] for i in range(4)]
     assert fake.calls == {"GetOrder": 40, "ListOrders": 4, "WatchOrder": 4}
@@ -284,10 +312,10 @@ async def test_sync_client_shared_by_four_threads_answers_every_call() -> None:
 
 THREADS_SCRIPT = """
 import sys
-from tests.unit.test_client_calls import _use_from_threads
+from tests.unit.test_client_calls import TOKEN, _use_from_threads
 from orders_client import SyncOrdersClient
 
-client = SyncOrdersClient(sys.argv[1])
+client = SyncOrdersClient(sys.argv[1], token=lambda: TOKEN)  # a token source too: called in worker threads
 assert len(_use_from_threads(client)) == 4
 if sys.argv[2] == "close":
     client.close()

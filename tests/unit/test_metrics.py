@@ -17,7 +17,7 @@ from order_svc.domain import OrderState, PaymentOutcome, PaymentResult
 from order_svc.metrics import CountingOrderStore
 from order_svc.usecases import OrderUseCases
 from tests.unit.test_delivery_policy import VALID, FakeMsg, consumer
-from tests.unit.test_order_usecases import DRAFT, Clock, FakeFeed, FakeOrderStore
+from tests.unit.test_order_usecases import ALICE, DRAFT, Clock, FakeFeed, FakeOrderStore
 
 
 def sample(name: str, **labels: str) -> float:
@@ -34,22 +34,22 @@ async def test_orders_are_counted_once_when_created_and_when_they_reach_a_final_
     usecases = OrderUseCases(store, FakeFeed(), clock=Clock(), ids=lambda: next(ids))
     before = counted()
 
-    paid = await usecases.place(DRAFT, "paid")
-    assert await usecases.place(DRAFT, "paid") == paid  # an idempotent repeat creates nothing
+    paid = await usecases.place(DRAFT, "paid", ALICE)
+    assert await usecases.place(DRAFT, "paid", ALICE) == paid  # an idempotent repeat creates nothing
     await usecases.apply_payment(PaymentOutcome(paid.order_id, "p-1", PaymentResult.SUCCEEDED))
     await usecases.apply_payment(PaymentOutcome(paid.order_id, "p-1", PaymentResult.SUCCEEDED))  # a redelivery
 
-    declined = await usecases.place(DRAFT)
+    declined = await usecases.place(DRAFT, "", ALICE)
     await usecases.apply_payment(PaymentOutcome(declined.order_id, "p-2", PaymentResult.DECLINED))
 
     # Cancelled by the customer while the charge ran: the late charge and its refund are no new final state.
-    late = await usecases.place(DRAFT)
-    await usecases.cancel(late.order_id, "")
+    late = await usecases.place(DRAFT, "", ALICE)
+    await usecases.cancel(late.order_id, "", ALICE)
     await usecases.apply_payment(PaymentOutcome(late.order_id, "p-3", PaymentResult.SUCCEEDED))
     await usecases.apply_payment(PaymentOutcome(late.order_id, "p-3", PaymentResult.REFUNDED))
 
-    voided = await usecases.place(DRAFT)
-    await usecases.cancel(voided.order_id, "")
+    voided = await usecases.place(DRAFT, "", ALICE)
+    await usecases.cancel(voided.order_id, "", ALICE)
     await usecases.apply_payment(PaymentOutcome(voided.order_id, "p-4", PaymentResult.VOIDED))
 
     after = counted()

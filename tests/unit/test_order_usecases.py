@@ -14,8 +14,10 @@ from chassis.outbox import OutboxEvent
 from chassis.paging import Cursor
 from chassis.timefmt import format_time
 from order_svc.domain import (
+    Caller,
     IdempotencyKeyReused,
     LineItemDraft,
+    NotYourCustomerId,
     Order,
     OrderDraft,
     OrderNotCancellable,
@@ -112,12 +114,15 @@ def make() -> tuple[OrderUseCases, FakeOrderStore, FakeFeed, list[int]]:
     return usecases, store, feed, commits
 
 
+ALICE = Caller("alice")
+BOB = Caller("bob")
+OPERATOR = Caller("ops", operator=True)
 DRAFT = OrderDraft("alice", [LineItemDraft("SKU-1", 2, "USD", 12, 500_000_000)], "pm_card_visa")
 
 
 async def test_placing_saves_the_order_with_its_created_and_changed_events_and_wakes_the_relay() -> None:
     usecases, store, _, commits = make()
-    order = await usecases.place(DRAFT)
+    order = await usecases.place(DRAFT, "", ALICE)
     assert store.orders[order.order_id] == order
     assert [e.subject for e in store.events] == ["orders.created", f"orders.changed.{order.order_id}"]
     assert commits == [1]
@@ -125,34 +130,34 @@ async def test_placing_saves_the_order_with_its_created_and_changed_events_and_w
 
 async def test_the_same_idempotency_key_returns_the_first_order_and_a_different_request_is_refused() -> None:
     usecases, store, _, commits = make()
-    first = await usecases.place(DRAFT, "k")
-    assert await usecases.place(DRAFT, "k") == first
+    first = await usecases.place(DRAFT, "k", ALICE)
+    assert await usecases.place(DRAFT, "k", ALICE) == first
     assert (len(store.orders), commits) == (1, [1])
     with pytest.raises(IdempotencyKeyReused):
-        await usecases.place(OrderDraft("alice", DRAFT.line_items, "pm_card_amex"), "k")
+        await usecases.place(OrderDraft("alice", DRAFT.line_items, "pm_card_amex"), "k", ALICE)
 
 
 async def test_listing_pages_through_every_order_once_newest_first() -> None:
     usecases, *_ = make()
-    placed = [await usecases.place(DRAFT) for _ in range(5)]
+    placed = [await usecases.place(DRAFT, "", ALICE) for _ in range(5)]
     seen, token = [], ""
     while True:
-        page, token = await usecases.list("alice", 2, token)
+        page, token = await usecases.list("alice", 2, token, ALICE)
         seen += [o.order_id for o in page]
         if not token:
             break
     assert seen == [o.order_id for o in reversed(placed)]
     with pytest.raises(InvalidArgument):
-        await usecases.list("bob", 2, (await usecases.list("alice", 2, ""))[1])
+        await usecases.list("bob", 2, (await usecases.list("alice", 2, "", ALICE))[1], OPERATOR)
 
 
 async def test_cancel_and_payment_move_the_order_once_and_emit_one_change_each() -> None:
     usecases, store, _, _ = make()
-    order = await usecases.place(DRAFT)
-    cancelled = await usecases.cancel(order.order_id, "")
+    order = await usecases.place(DRAFT, "", ALICE)
+    cancelled = await usecases.cancel(order.order_id, "", ALICE)
     assert cancelled.state is OrderState.CANCELLED
     with pytest.raises(OrderNotCancellable):
-        await usecases.cancel(order.order_id, "")
+        await usecases.cancel(order.order_id, "", ALICE)
     await usecases.apply_payment(PaymentOutcome(order.order_id, "p-1", PaymentResult.SUCCEEDED))
     await usecases.apply_payment(PaymentOutcome(order.order_id, "p-1", PaymentResult.SUCCEEDED))
     assert store.orders[order.order_id].state is OrderState.CANCELLED
@@ -166,19 +171,61 @@ async def test_a_payment_for_an_unknown_order_is_retryable_not_dropped() -> None
     with pytest.raises(LookupError):
         await usecases.apply_payment(PaymentOutcome("nope", "p-1", PaymentResult.SUCCEEDED))
     with pytest.raises(OrderNotFound):
-        await usecases.get("nope")
+        await usecases.get("nope", ALICE)
 
 
 async def test_watch_yields_each_change_and_ends_at_a_final_state() -> None:
     usecases, *_ = make()
-    order = await usecases.place(DRAFT)
+    order = await usecases.place(DRAFT, "", ALICE)
     seen: list[OrderState] = []
 
     async def watch() -> None:
-        async for o in usecases.watch(order.order_id):
+        async for o in usecases.watch(order.order_id, ALICE):
             seen.append(o.state)
             if o.state is OrderState.CREATED:
                 await usecases.apply_payment(PaymentOutcome(order.order_id, "p-1", PaymentResult.SUCCEEDED))
 
     await asyncio.wait_for(watch(), 5)
     assert seen == [OrderState.CREATED, OrderState.PAID]
+
+
+async def test_a_customer_never_sees_nor_changes_another_customers_order_and_cannot_tell_it_exists() -> None:
+    usecases, *_ = make()
+    order = await usecases.place(DRAFT, "", ALICE)
+    for attempt in (
+        usecases.get(order.order_id, BOB),
+        usecases.cancel(order.order_id, "", BOB),
+        usecases.cancel(order.order_id, "", OPERATOR),
+    ):
+        with pytest.raises(OrderNotFound) as raised:
+            await attempt
+        assert str(raised.value) == f"orders/{order.order_id} not found"  # word for word an unknown id's answer
+    with pytest.raises(OrderNotFound):
+        async for _ in usecases.watch(order.order_id, BOB):
+            pass
+    assert (await usecases.get(order.order_id, OPERATOR)).order_id == order.order_id
+
+
+async def test_an_order_is_always_placed_in_the_callers_name() -> None:
+    usecases, *_ = make()
+    mine = await usecases.place(OrderDraft("", DRAFT.line_items, "pm_card_visa"), "", BOB)
+    assert mine.customer_id == "bob"
+    with pytest.raises(NotYourCustomerId):
+        await usecases.place(DRAFT, "", BOB)  # DRAFT names alice
+
+
+async def test_listing_shows_a_customer_only_their_own_orders_and_an_operator_everyones() -> None:
+    usecases, *_ = make()
+    await usecases.place(DRAFT, "", ALICE)
+    await usecases.place(OrderDraft("", DRAFT.line_items, "pm_card_visa"), "", BOB)
+    assert {o.customer_id for o in (await usecases.list("", 50, "", BOB))[0]} == {"bob"}
+    with pytest.raises(NotYourCustomerId):
+        await usecases.list("alice", 50, "", BOB)
+    assert {o.customer_id for o in (await usecases.list("", 50, "", OPERATOR))[0]} == {"alice", "bob"}
+
+
+async def test_the_same_idempotency_key_from_two_customers_makes_two_orders() -> None:
+    usecases, *_ = make()
+    alices = await usecases.place(DRAFT, "shared-key", ALICE)
+    bobs = await usecases.place(OrderDraft("bob", DRAFT.line_items, DRAFT.payment_method), "shared-key", BOB)
+    assert alices.order_id != bobs.order_id

@@ -201,7 +201,10 @@ class Order(_message.Message):
     order_id: _builtins.str
     """The order's id (the last segment of `name`)."""
     customer_id: _builtins.str
-    """The customer who placed the order."""
+    """The customer who placed the order: always the signed-in caller (the
+    bearer token's subject). On CreateOrder leave it empty or set it to
+    yourself; another customer's id is refused with PERMISSION_DENIED.
+    """
     state: Global___OrderState.ValueType
     """Where the order is in its lifecycle."""
     payment_method: _builtins.str
@@ -347,7 +350,10 @@ class ListOrdersRequest(_message.Message):
     PAGE_SIZE_FIELD_NUMBER: _builtins.int
     PAGE_TOKEN_FIELD_NUMBER: _builtins.int
     customer_id: _builtins.str
-    """Only the orders of this customer; empty lists every customer's orders."""
+    """A customer always gets only their own orders (empty or their own id; any
+    other id is PERMISSION_DENIED). An operator (the `orders:admin` role) may
+    name any customer, or leave it empty for every customer's orders.
+    """
     page_size: _builtins.int
     """At most this many orders per page: default 50, at most 500."""
     page_token: _builtins.str

@@ -28,6 +28,10 @@ if _version_not_supported:
 class OrderServiceStub:
     """OrderService takes customers' orders and reports their progress. It is the
     only service exposed through the gateway (HTTP/JSON via gRPC-JSON transcoding).
+    Every method needs a bearer token (`authorization: Bearer <JWT>`) from the
+    OpenID Connect provider: UNAUTHENTICATED without one. A customer sees and
+    changes only their own orders; another customer's order is NOT_FOUND, exactly
+    like an unknown id.
     """
 
     def __init__(self, channel):
@@ -66,6 +70,10 @@ class OrderServiceStub:
 class OrderServiceServicer:
     """OrderService takes customers' orders and reports their progress. It is the
     only service exposed through the gateway (HTTP/JSON via gRPC-JSON transcoding).
+    Every method needs a bearer token (`authorization: Bearer <JWT>`) from the
+    OpenID Connect provider: UNAUTHENTICATED without one. A customer sees and
+    changes only their own orders; another customer's order is NOT_FOUND, exactly
+    like an unknown id.
     """
 
     def CreateOrder(self, request, context):
@@ -147,6 +155,10 @@ def add_OrderServiceServicer_to_server(servicer, server):
 class OrderService:
     """OrderService takes customers' orders and reports their progress. It is the
     only service exposed through the gateway (HTTP/JSON via gRPC-JSON transcoding).
+    Every method needs a bearer token (`authorization: Bearer <JWT>`) from the
+    OpenID Connect provider: UNAUTHENTICATED without one. A customer sees and
+    changes only their own orders; another customer's order is NOT_FOUND, exactly
+    like an unknown id.
     """
 
     @staticmethod

@@ -29,6 +29,10 @@ GRPC_VERSION: str
 class OrderServiceStub:
     """OrderService takes customers' orders and reports their progress. It is the
     only service exposed through the gateway (HTTP/JSON via gRPC-JSON transcoding).
+    Every method needs a bearer token (`authorization: Bearer <JWT>`) from the
+    OpenID Connect provider: UNAUTHENTICATED without one. A customer sees and
+    changes only their own orders; another customer's order is NOT_FOUND, exactly
+    like an unknown id.
     """
 
     @_typing.overload
@@ -58,6 +62,10 @@ class OrderServiceStub:
 class OrderServiceAsyncStub(OrderServiceStub):
     """OrderService takes customers' orders and reports their progress. It is the
     only service exposed through the gateway (HTTP/JSON via gRPC-JSON transcoding).
+    Every method needs a bearer token (`authorization: Bearer <JWT>`) from the
+    OpenID Connect provider: UNAUTHENTICATED without one. A customer sees and
+    changes only their own orders; another customer's order is NOT_FOUND, exactly
+    like an unknown id.
     """
 
     def __init__(self, channel: _aio.Channel) -> None: ...
@@ -83,6 +91,10 @@ class OrderServiceAsyncStub(OrderServiceStub):
 class OrderServiceServicer(metaclass=_abc_1.ABCMeta):
     """OrderService takes customers' orders and reports their progress. It is the
     only service exposed through the gateway (HTTP/JSON via gRPC-JSON transcoding).
+    Every method needs a bearer token (`authorization: Bearer <JWT>`) from the
+    OpenID Connect provider: UNAUTHENTICATED without one. A customer sees and
+    changes only their own orders; another customer's order is NOT_FOUND, exactly
+    like an unknown id.
     """
 
     @_abc_1.abstractmethod
