@@ -313,7 +313,7 @@ async def test_after_a_cancel_the_refund_is_in_the_orders_trace_and_the_cancel_h
     saga, receiver = traced.saga, traced.receiver
     order = await saga.create("pm_card_visa")
     await wait_charging(saga, order.order_id)
-    await saga.orders.CancelOrder(orders_pb2.CancelOrderRequest(order_id=order.order_id, reason="too slow"))
+    await saga.cancel(order.order_id, "too slow")
     final = await wait_settled(saga, order.order_id)
     assert (final.state, final.refund_state) == (orders_pb2.ORDER_STATE_CANCELLED, orders_pb2.REFUND_STATE_REFUNDED)
 
