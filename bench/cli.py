@@ -24,6 +24,7 @@ import nats
 
 from bench import bare
 from bench.http1 import HttpPool
+from bench.observability import VARIANTS, cost_summary, variant_env
 from bench.procs import CpuMeter, peak_rss_mb, pid_listening_on
 from bench.profile import PySpy
 from bench.scenarios import (
@@ -100,6 +101,21 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         default=200,
         help="orders per run (default 200; each run also stops starting new ones after --run-seconds)",
     )
+    cost = parser.add_argument_group(
+        "observability cost: only the saga via gRPC on four stacks (metrics off, metrics on, tracing at 1 %% and "
+        "100 %% to a local OTLP receiver), interleaved; nothing else is measured"
+    )
+    cost.add_argument("--observability-cost", action="store_true", help="measure what metrics and tracing cost")
+    cost.add_argument(
+        "--observability-cost-in-flight", default="16,64", help="comma-separated in-flight levels (default 16,64)"
+    )
+    cost.add_argument("--observability-cost-count", type=int, default=2000, help="orders per run (default 2000)")
+    cost.add_argument(
+        "--observability-cost-rounds",
+        type=int,
+        default=3,
+        help="times the whole schedule runs; the summary takes each variant's median (default 3)",
+    )
     running = parser.add_argument_group("target a running system instead of starting one")
     running.add_argument("--running", action="store_true", help="use the addresses below (defaults: make up's)")
     running.add_argument("--order-target", default="127.0.0.1:50051")
@@ -114,6 +130,19 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     args.levels = [int(x) for x in str(args.in_flight).split(",") if x.strip()]
     if args.count < 1 or not args.levels or min(args.levels) < 1:
         parser.error("--count and every --in-flight level must be at least 1")
+    args.cost_levels = [int(x) for x in str(args.observability_cost_in_flight).split(",") if x.strip()]
+    if args.observability_cost and (
+        args.observability_cost_count < 1
+        or args.observability_cost_rounds < 1
+        or not args.cost_levels
+        or min(args.cost_levels) < 1
+    ):
+        parser.error(
+            "--observability-cost-count, --observability-cost-rounds and every --observability-cost-in-flight "
+            "level must be at least 1"
+        )
+    if args.observability_cost and args.running:
+        parser.error("--observability-cost starts its own stacks (one per variant): not with --running")
     args.provider_latency_levels = [int(x) for x in str(args.provider_latency_in_flight).split(",") if x.strip()]
     if not 0 <= args.provider_latency_ms <= PROVIDER_LATENCY_MAX_MS:
         parser.error(f"--provider-latency-ms must be between 0 and {PROVIDER_LATENCY_MAX_MS} (payment_svc's limit)")
@@ -533,6 +562,58 @@ async def provider_latency(args: argparse.Namespace, root: Path, tag: str) -> di
     return section
 
 
+async def observability_cost(args: argparse.Namespace, root: Path, tag: str) -> dict[str, Any]:
+    """The saga via gRPC on one stack per variant (``bench.observability.VARIANTS``), run interleaved.
+
+    Tracing exports to ``python -m bench.otlp_sink`` (devstack.otlp's receiver, counting only) in a
+    process of its own. No gateway: what Envoy's tracing costs is not part of this.
+    """
+    started = time.perf_counter()
+    measure = Measure(
+        args.observability_cost_count, args.cost_levels, args.run_seconds, args.warmup, args.op_timeout, _log
+    )
+    async with contextlib.AsyncExitStack() as stack:
+        port = free_port()
+        sink = _bench_process("bench.otlp_sink", {"BENCH_PORT": str(port)}, root, "otlp-sink", port)
+        stack.callback(sink.terminate)
+        assert sink.proc is not None
+        await asyncio.to_thread(wait_for_port, port, timeout=20, proc=sink.proc)
+        endpoint = f"http://127.0.0.1:{port}"
+        envs: dict[str, dict[str, str]] = {}
+        scenarios: list[Scenario] = []
+        for name, metrics_on, sample_ratio in VARIANTS:
+            envs[name] = variant_env(metrics_on, sample_ratio, endpoint)
+            variant_tag = f"{tag}-{name.replace('_', '')}"
+            endpoints = await start_system(
+                root / name, args, variant_tag, stack, extra_env=envs[name], gateway_wanted=False
+            )
+            (scenario,) = await system_scenarios(measure, endpoints, variant_tag, stack)
+            scenario.section, scenario.name, scenario.label = "observability_cost", name, name
+            scenarios.append(scenario)
+        runs: dict[str, list[dict[str, Any]]] = {}
+        for round_number in range(1, args.observability_cost_rounds + 1):
+            _log(f"observability cost: round {round_number} of {args.observability_cost_rounds}")
+            results = await run_interleaved(measure, scenarios)
+            measure.warmup = 0  # warm already
+            for name, variant_runs in results.get("observability_cost", {}).items():
+                runs.setdefault(name, []).extend({**r, "round": round_number} for r in _runs(variant_runs))
+    return {
+        "in_flight": list(measure.levels),
+        "rounds": args.observability_cost_rounds,
+        "orders_per_run": measure.count,
+        "run_budget_s": measure.budget_s,
+        "warmup": measure.warmup,
+        "via": "grpc",
+        "system": "one stack per variant, all started before the runs; each round, at each level every variant back "
+        "to back; the summary is each variant's median over the rounds",
+        "otlp_receiver": "python -m bench.otlp_sink (devstack.otlp, counting only), its own process",
+        "env": envs,
+        "runs": runs,
+        "summary": cost_summary(runs),
+        "elapsed_s": round(time.perf_counter() - started, 1),
+    }
+
+
 async def run(args: argparse.Namespace) -> dict[str, Any]:
     """Everything, in order; every process started here is stopped before returning."""
     tag = f"bench{int(time.time())}"
@@ -556,6 +637,18 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     }
     measure = Measure(args.count, args.levels, args.run_seconds, args.warmup, args.op_timeout, _log)
     root = Path(tempfile.mkdtemp(prefix="order-saga-bench-", dir=args.work_dir))
+    if args.observability_cost:
+        doc["config"]["schedule"] = "observability cost only: warm-up, then for each level every variant back to back"
+        try:
+            doc["observability_cost"] = await observability_cost(args, root, tag)
+        finally:
+            if args.keep:
+                doc["work_dir"] = str(root)
+            else:
+                shutil.rmtree(root, ignore_errors=True)
+                await drop_mongo_databases(tag)
+        doc["elapsed_s"] = round((datetime.now(UTC) - started).total_seconds(), 1)
+        return doc
     try:
         async with contextlib.AsyncExitStack() as stack:
             endpoints = running_endpoints(args) if args.running else await start_system(root, args, tag, stack)

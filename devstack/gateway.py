@@ -1,6 +1,7 @@
 """The Envoy gateway's config: envoy.yaml (the one source of truth) rewritten for other ports, hosts and paths.
 
-Also for another identity provider (issuer, audience, JWKS URL) and another per-customer write limit.
+Also for another identity provider (issuer, audience, JWKS URL) and another per-customer write limit,
+and, when an OTLP endpoint is given (``OTEL_EXPORTER_OTLP_ENDPOINT``), with OpenTelemetry tracing on.
 """
 
 from __future__ import annotations
@@ -25,11 +26,13 @@ __all__ = [
     "ENVOY_YAML",
     "IDENTITY_HEADER",
     "PAGE",
+    "TRACING_CLUSTER",
     "GatewayConfig",
     "envoy_command",
     "page_or_placeholder",
     "render",
     "token_bucket",
+    "tracing_settings",
     "write_config",
 ]
 
@@ -42,6 +45,8 @@ _TRANSCODER = "envoy.filters.http.grpc_json_transcoder"
 _JWT = "envoy.filters.http.jwt_authn"
 _RATE_LIMIT = "envoy.filters.http.local_ratelimit"
 _HCM = "envoy.filters.network.http_connection_manager"
+#: The cluster Envoy sends its spans to (added only when tracing is on).
+TRACING_CLUSTER = "opentelemetry_collector"
 #: Set by jwt_authn from the verified token's ``sub`` and read by the rate limit only: a client's copy is
 #: removed before any filter runs, and the gateway's own before the request goes upstream.
 IDENTITY_HEADER = "x-internal-subject"
@@ -85,10 +90,24 @@ class GatewayConfig:
     client_secret: str = DEV_CLIENT_SECRET
     rate_limit_per_minute: int = 120
     rate_limit_burst: int = 30
+    #: Where Envoy exports its spans (OTLP, ``http://host:port``); empty: no tracing block at all (the default).
+    otlp_endpoint: str = ""
+    #: ``grpc`` (an HTTP/2 cluster, the collector's 4317) or ``http/protobuf`` (POST ``/v1/traces``, its 4318).
+    otlp_protocol: str = "grpc"
+    #: Percent of requests without a sampled ``traceparent`` that Envoy starts a trace for.
+    trace_sampling_percent: float = 100.0
 
     def __post_init__(self) -> None:
         if self.rate_limit_per_minute < 1 or self.rate_limit_burst < 1:
             raise ValueError("the rate limit (per minute) and its burst must be at least 1")
+        if self.otlp_endpoint and (
+            urlsplit(self.otlp_endpoint).scheme not in ("http", "https") or not urlsplit(self.otlp_endpoint).hostname
+        ):
+            raise ValueError(f"not an http(s) OTLP endpoint: {self.otlp_endpoint!r}")
+        if self.otlp_protocol not in ("grpc", "http/protobuf"):
+            raise ValueError(f"OTLP protocol {self.otlp_protocol!r}: use grpc or http/protobuf")
+        if not 0 <= self.trace_sampling_percent <= 100:
+            raise ValueError("the trace sampling percentage must be between 0 and 100")
         for url in (self.issuer, self.keys_url):
             if urlsplit(url).scheme not in ("http", "https") or not urlsplit(url).hostname:
                 raise ValueError(f"not an http(s) URL: {url!r}")
@@ -212,6 +231,79 @@ def _render_rate_limit(hcm: dict[str, Any], config: GatewayConfig) -> None:
     descriptor["token_bucket"] = token_bucket(config.rate_limit_per_minute, config.rate_limit_burst)
 
 
+def tracing_settings(env: Mapping[str, str]) -> dict[str, Any]:
+    """The ``GatewayConfig`` tracing fields the standard ``OTEL_*`` variables ask for (as the services read them).
+
+    ``OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`` or ``OTEL_EXPORTER_OTLP_ENDPOINT`` turns it on (unless
+    ``OTEL_SDK_DISABLED=true`` or ``OTEL_TRACES_EXPORTER=none``); ``OTEL_EXPORTER_OTLP_PROTOCOL`` picks
+    gRPC or HTTP; a ``traceidratio`` sampler's ``OTEL_TRACES_SAMPLER_ARG`` becomes Envoy's random sampling.
+    """
+    endpoint = env.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") or env.get("OTEL_EXPORTER_OTLP_ENDPOINT") or ""
+    off = env.get("OTEL_SDK_DISABLED", "").strip().lower() == "true" or (
+        env.get("OTEL_TRACES_EXPORTER", "").strip().lower() == "none"
+    )
+    if not endpoint or off:
+        return {"otlp_endpoint": ""}
+    protocol = (
+        env.get("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL") or env.get("OTEL_EXPORTER_OTLP_PROTOCOL") or "grpc"
+    ).strip()
+    sampler = env.get("OTEL_TRACES_SAMPLER", "parentbased_always_on").strip().lower()
+    percent = 100.0
+    if sampler in ("traceidratio", "parentbased_traceidratio"):
+        percent = min(max(float(env.get("OTEL_TRACES_SAMPLER_ARG") or "1.0"), 0.0), 1.0) * 100
+    elif sampler in ("always_off", "parentbased_always_off"):
+        percent = 0.0
+    return {"otlp_endpoint": endpoint, "otlp_protocol": protocol, "trace_sampling_percent": percent}
+
+
+def _render_tracing(doc: dict[str, Any], hcm: dict[str, Any], config: GatewayConfig) -> None:
+    """OpenTelemetry tracing: a SERVER span per request (``service.name`` gateway), exported to the collector.
+
+    An incoming W3C ``traceparent`` is continued; the request goes upstream with Envoy's own span as
+    the parent, so order_svc's server span is its child.
+    """
+    host, port, netloc = _authority(config.otlp_endpoint)
+    cluster: dict[str, Any] = {
+        "name": TRACING_CLUSTER,
+        "type": "STATIC",
+        "connect_timeout": "1s",
+        "load_assignment": {
+            "cluster_name": TRACING_CLUSTER,
+            "endpoints": [{"lb_endpoints": [{"endpoint": {"address": {"socket_address": {}}}}]}],
+        },
+    }
+    otel: dict[str, Any] = {
+        "@type": "type.googleapis.com/envoy.config.trace.v3.OpenTelemetryConfig",
+        "service_name": "gateway",
+    }
+    if config.otlp_protocol == "grpc":
+        cluster["typed_extension_protocol_options"] = {
+            "envoy.extensions.upstreams.http.v3.HttpProtocolOptions": {
+                "@type": "type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions",
+                "explicit_http_config": {"http2_protocol_options": {}},
+            }
+        }
+        otel["grpc_service"] = {"envoy_grpc": {"cluster_name": TRACING_CLUSTER, "authority": netloc}, "timeout": "1s"}
+    else:
+        uri = f"{config.otlp_endpoint.rstrip('/')}/v1/traces"
+        otel["http_service"] = {"http_uri": {"uri": uri, "cluster": TRACING_CLUSTER, "timeout": "1s"}}
+    if urlsplit(config.otlp_endpoint).scheme == "https":
+        cluster["transport_socket"] = {
+            "name": "envoy.transport_sockets.tls",
+            "typed_config": {
+                "@type": "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext",
+                "sni": host,
+                "common_tls_context": {"validation_context": {"trusted_ca": {"filename": CA_BUNDLE}}},
+            },
+        }
+    _point_cluster_at(cluster, host, port, "collector")
+    doc["static_resources"]["clusters"].append(cluster)
+    hcm["tracing"] = {
+        "random_sampling": {"value": config.trace_sampling_percent},
+        "provider": {"name": "envoy.tracers.opentelemetry", "typed_config": otel},
+    }
+
+
 def render(config: GatewayConfig, source: Path = ENVOY_YAML) -> dict[str, Any]:
     """envoy.yaml as a dict with ``config``'s addresses and absolute file paths put in.
 
@@ -219,7 +311,8 @@ def render(config: GatewayConfig, source: Path = ENVOY_YAML) -> dict[str, Any]:
     (``STRICT_DNS`` when it is a host name, as in docker-compose), the descriptor set path,
     the web page path, the identity provider (jwt_authn's issuer, audience and JWKS URL, the
     provider's cluster, the Host of ``/oauth2/token``, ``/config.json``) and the write limit's
-    token buckets. Everything else is envoy.yaml as written.
+    token buckets; with ``otlp_endpoint``, a ``tracing`` block and the collector's cluster are added.
+    Everything else is envoy.yaml as written.
     """
     doc: dict[str, Any] = yaml.safe_load(source.read_text())
     doc["admin"]["address"]["socket_address"] = {"address": config.admin_host, "port_value": config.admin_port}
@@ -247,6 +340,8 @@ def render(config: GatewayConfig, source: Path = ENVOY_YAML) -> dict[str, Any]:
     _point_cluster_at(cluster, config.upstream_host, config.upstream_port, "order_svc")
     _render_identity(doc, hcm, config)
     _render_rate_limit(hcm, config)
+    if config.otlp_endpoint:
+        _render_tracing(doc, hcm, config)
     return doc
 
 
@@ -282,7 +377,8 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
 
     The identity and rate-limit options default to the settings the services share (``OIDC_ISSUER``,
     ``OIDC_AUDIENCE``, ``OIDC_JWKS_URL``) and the gateway's own (``GATEWAY_RATE_LIMIT_PER_MINUTE``,
-    ``GATEWAY_RATE_LIMIT_BURST``), so docker-compose configures the gateway like order_svc.
+    ``GATEWAY_RATE_LIMIT_BURST``), so docker-compose configures the gateway like order_svc. Tracing
+    follows the standard ``OTEL_*`` variables, as in the services (``tracing_settings``).
     """
     env = os.environ if environ is None else environ
     defaults = GatewayConfig()
@@ -334,6 +430,7 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
         jwks_url=args.jwks_url,
         rate_limit_per_minute=args.rate_limit_per_minute,
         rate_limit_burst=args.rate_limit_burst,
+        **tracing_settings(env),
     )
     write_config(config, out)
     if not args.exec:

@@ -17,7 +17,7 @@ import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from devstack.binaries import binary
-from devstack.gateway import GatewayConfig, envoy_command, write_config
+from devstack.gateway import GatewayConfig, envoy_command, tracing_settings, write_config
 from devstack.identity import OidcProvider
 from devstack.natsauth import ADMIN, BOOTSTRAP, Credentials, bootstrap, render, write_private
 from devstack.procs import (
@@ -307,6 +307,7 @@ class Stack:
         """The gateway in front of this stack: order_svc upstream, trusting the provider order_svc trusts.
 
         ``settings`` are the rest of ``GatewayConfig`` (ports, page, rate limit, ...) or override those.
+        Tracing follows the services' ``OTEL_*`` variables: Envoy exports where they export.
         """
         env = self.env()
         trusted = {
@@ -314,6 +315,7 @@ class Stack:
             "issuer": env["OIDC_ISSUER"],
             "audience": env["OIDC_AUDIENCE"],
             "jwks_url": env.get("OIDC_JWKS_URL", ""),
+            **tracing_settings(env),
         }
         return GatewayConfig(**{**trusted, **settings})
 

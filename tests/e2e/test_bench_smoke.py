@@ -109,3 +109,47 @@ def test_bench_prints_one_json_document_with_every_section(tmp_path: Path) -> No
     assert "| 16 | grpc |" in tables
     assert f"| in flight (provider {PROVIDER_LATENCY_MS} ms, gRPC) |" in tables
     assert "| peak RSS, MiB |" in tables
+
+
+COST_LEVELS = [1, 4]
+COST_COUNT = 20
+COST_VARIANTS = ["metrics_off", "metrics_on", "tracing_1pct", "tracing_100pct"]
+
+
+def test_bench_observability_cost_runs_every_variant_interleaved(tmp_path: Path) -> None:
+    """``--observability-cost``: four stacks (metrics off/on, tracing 1 % and 100 %), each level back to back."""
+    command = [sys.executable, "-m", "bench", "--observability-cost", "--warmup", "5", "--run-seconds", "60"]
+    command += ["--observability-cost-count", str(COST_COUNT), "--observability-cost-rounds", "2"]
+    command += ["--observability-cost-in-flight", ",".join(map(str, COST_LEVELS))]
+    env = {k: v for k, v in os.environ.items() if k != "MONGODB_URI" and not k.startswith("OTEL_")}
+    done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=280, check=False)
+    assert done.returncode == 0, done.stderr[-4000:]
+    doc = json.loads(done.stdout)
+    cost = doc["observability_cost"]
+    assert "end_to_end" not in doc  # only the cost is measured
+    assert (cost["in_flight"], cost["orders_per_run"], cost["rounds"]) == (COST_LEVELS, COST_COUNT, 2)
+    assert list(cost["runs"]) == COST_VARIANTS
+    services = {"order_svc", "payment_svc", "notification_svc", "nats-server", "system_total", "bench_client"}
+    for variant in COST_VARIANTS:
+        runs = cost["runs"][variant]
+        assert [r["round"] for r in runs] == [1, 1, 2, 2]
+        check_runs([r for r in runs if r["round"] == 1], SAGA_LATENCIES, services, COST_LEVELS, COST_COUNT)
+    envs = cost["env"]
+    assert envs["metrics_off"]["ORDER_SVC_METRICS_PORT"] == "-1"
+    assert "ORDER_SVC_METRICS_PORT" not in envs["metrics_on"]
+    assert envs["metrics_on"]["OTEL_TRACES_EXPORTER"] == "none"
+    for variant, ratio in (("tracing_1pct", "0.01"), ("tracing_100pct", "1.0")):
+        assert envs[variant]["OTEL_TRACES_SAMPLER"] == "parentbased_traceidratio"
+        assert envs[variant]["OTEL_TRACES_SAMPLER_ARG"] == ratio
+        assert envs[variant]["OTEL_EXPORTER_OTLP_ENDPOINT"].startswith("http://127.0.0.1:")
+    for level in COST_LEVELS:
+        summary = cost["summary"][str(level)]
+        assert set(summary) == set(COST_VARIANTS)
+        assert all(row["per_second"] > 0 and row["runs"] == 2 for row in summary.values()), summary
+        assert summary["metrics_on"]["against"] == "metrics_off"
+        assert summary["tracing_1pct"]["against"] == summary["tracing_100pct"]["against"] == "metrics_on"
+        for variant in ("metrics_on", "tracing_1pct", "tracing_100pct"):
+            assert isinstance(summary[variant]["throughput_cost_percent"], float), summary[variant]
+        assert summary["metrics_on"]["target_percent"] == 3.0
+        assert summary["tracing_1pct"]["target_percent"] == 5.0
+        assert isinstance(summary["tracing_1pct"]["met"], bool)
