@@ -11,7 +11,7 @@ PIP_INSTALL := $(BIN)/pip install -q --disable-pip-version-check -c constraints.
 export PATH := $(BIN):$(PATH)
 
 .PHONY: help venv venv-runtime architecture gen check-gen vendor lint fmt typecheck buf check test test-unit test-contract \
-        test-integration test-e2e release-contracts lock clean up bench
+        test-integration test-e2e release-contracts lock clean up bench chaos
 
 help: ## List the targets (colour only on a terminal)
 	@if [ -t 1 ]; then fmt='  \033[36m%-18s\033[0m %s\n'; else fmt='  %-18s %s\n'; fi; \
@@ -65,8 +65,11 @@ architecture: $(STAMP) ## The import rules (import-linter): runtime apart from t
 
 check: lint typecheck architecture buf check-gen ## Every static check: ruff, mypy, import rules, buf, stale gen/
 
-up: $(RUNTIME) ## Run the whole system here (nats-server, 3 services, Envoy on http://127.0.0.1:8080); Ctrl-C stops it
+up: $(RUNTIME) ## Run the whole system here (nats-server, 3 services, Envoy on http://127.0.0.1:8080); Ctrl-C stops it; CLUSTER=1: 3 NATS nodes, 2 replicas each
 	@$(BIN)/python -m devstack.up
+
+chaos: $(STAMP) ## Orders through the gateway while NATS nodes and replicas fail; one JSON verdict, exit 1 if an invariant broke (CHAOS_ARGS=...)
+	@$(BIN)/python -m devstack.chaos $(CHAOS_ARGS)
 
 bench: $(STAMP) ## Benchmark the saga end to end beside this machine's raw limits; one JSON document (BENCH_ARGS=...)
 	@$(BIN)/python -m bench $(BENCH_ARGS)

@@ -255,17 +255,19 @@ class Bus:
         durable: str | None = None,
         max_deliver: int = 5,
         max_in_flight: int = 128,
+        ack_wait: float = 30.0,
     ) -> Consumer:
         """A durable pull consumer, shared by replicas, of the events ``handler`` takes (one stream).
 
         Its name is ``durable``, by default ``<service>-<stream>`` (``chassis.routing.durable_name``,
-        e.g. ``order-svc-payments``): the name the service's NATS permissions grant it.
+        e.g. ``order-svc-payments``): the name the service's NATS permissions grant it. A message not
+        acknowledged within ``ack_wait`` seconds (e.g. its replica froze) is redelivered, to any replica.
         """
         stream, subjects = subjects_of(handler.events)
         self._add_stream(stream)
         durable = durable or durable_name(self._name, stream)
         delivery = Delivery(lambda: self.js, stream.name, durable, handler, max_deliver)
-        return Consumer(self, stream.name, durable, subjects, delivery, max_in_flight)
+        return Consumer(self, stream.name, durable, subjects, delivery, max_in_flight, ack_wait)
 
     async def close(self) -> None:
         if self._nc is not None and not self._nc.is_closed:

@@ -59,9 +59,17 @@ class Consumer:
     INFO_INTERVAL = 3.0
 
     def __init__(
-        self, bus: Bus, stream: str, durable: str, subjects: list[str], delivery: Delivery, max_in_flight: int
+        self,
+        bus: Bus,
+        stream: str,
+        durable: str,
+        subjects: list[str],
+        delivery: Delivery,
+        max_in_flight: int,
+        ack_wait: float = 30.0,
     ) -> None:
         self._bus = bus
+        self._ack_wait = ack_wait
         self._stream = stream
         self._durable = durable
         self._subjects = subjects
@@ -81,12 +89,12 @@ class Consumer:
         return len(self._running) + len(self._waiting)
 
     async def _ensure_consumer(self) -> None:
-        """Create the durable consumer, or update its subjects when the contracts added an event to it."""
+        """Create the durable consumer, or update it when the contracts added an event or the ack wait changed."""
         config = api.ConsumerConfig(
             name=self._durable,
             durable_name=self._durable,
             ack_policy=api.AckPolicy.EXPLICIT,
-            ack_wait=30.0,
+            ack_wait=self._ack_wait,
             max_deliver=-1,
             max_ack_pending=10_000,
             filter_subjects=self._subjects if len(self._subjects) > 1 else None,
@@ -100,6 +108,11 @@ class Consumer:
         current = info.config.filter_subjects or ([info.config.filter_subject] if info.config.filter_subject else [])
         if sorted(current) != sorted(self._subjects):
             log.info("updating consumer subjects", durable=self._durable, before=current, after=self._subjects)
+            await self._bus.js.add_consumer(self._stream, config)
+        elif info.config.ack_wait is None or abs(info.config.ack_wait - self._ack_wait) > 1e-3:
+            log.info(
+                "updating consumer ack wait", durable=self._durable, before=info.config.ack_wait, after=self._ack_wait
+            )
             await self._bus.js.add_consumer(self._stream, config)
 
     async def _pause(self, seconds: float) -> None:

@@ -53,6 +53,12 @@ class ServiceSettings(BaseSettings):
     mongodb_database: str = ""
     max_deliver: int = Field(5, ge=1, le=1000, description="attempts before a message is dead-lettered")
     fetch_batch: int = Field(128, ge=1, le=4096)
+    ack_wait_seconds: float = Field(
+        30.0,
+        ge=1.0,
+        le=3600.0,
+        description="seconds a delivered event may stay unacknowledged before JetStream redelivers it",
+    )
     shutdown_grace_seconds: float = Field(10.0, gt=0, le=300)
 
     @field_validator("nats_user", "nats_password", "nats_declare_streams", mode="before")

@@ -21,7 +21,7 @@ from nats.js.errors import NotFoundError
 from rich.console import Console
 from rich.table import Table
 
-from chassis.bus import inbox_prefix, redact_url
+from chassis.bus import inbox_prefix, redact_url, server_urls
 from chassis.delivery import DEAD_LETTER_STREAM, EVENT_ID_HEADER, MSG_ID_HEADER
 
 __all__ = [
@@ -164,7 +164,7 @@ async def _connect(login: NatsLogin, errors: list[Exception]) -> NatsClient:
 
     try:
         return await nats.connect(
-            login.url,
+            server_urls(login.url),  # one server, or every server of a cluster
             user=login.user,
             password=login.password,
             inbox_prefix=inbox_prefix(login.user),  # the only replies a least-privilege user may subscribe to

@@ -7,6 +7,7 @@ and, when an OTLP endpoint is given (``OTEL_EXPORTER_OTLP_ENDPOINT``), with Open
 from __future__ import annotations
 
 import argparse
+import copy
 import ipaddress
 import json
 import os
@@ -73,7 +74,8 @@ class GatewayConfig:
     CLI reach the provider. ``jwks_url`` is where Envoy fetches the signing keys, and where it sends
     ``/oauth2/token`` for the web page; by default the development provider's ``/jwks`` under the
     issuer. Inside docker-compose it is the provider's address on the compose network, while the
-    issuer stays the public one.
+    issuer stays the public one. ``upstreams`` lists several order_svc replicas as ``(host, port)``
+    pairs, which Envoy balances over (each health-checked); empty, the one ``upstream_host:upstream_port``.
     """
 
     port: int = 8080
@@ -96,6 +98,7 @@ class GatewayConfig:
     otlp_protocol: str = "grpc"
     #: Percent of requests without a sampled ``traceparent`` that Envoy starts a trace for.
     trace_sampling_percent: float = 100.0
+    upstreams: tuple[tuple[str, int], ...] = ()
 
     def __post_init__(self) -> None:
         if self.rate_limit_per_minute < 1 or self.rate_limit_burst < 1:
@@ -119,6 +122,11 @@ class GatewayConfig:
     @property
     def admin_url(self) -> str:
         return f"http://{self.admin_host}:{self.admin_port}"
+
+    @property
+    def order_svc_endpoints(self) -> tuple[tuple[str, int], ...]:
+        """Every order_svc replica the gateway sends to: ``upstreams``, else ``upstream_host:upstream_port``."""
+        return self.upstreams or ((self.upstream_host, self.upstream_port),)
 
     @property
     def keys_url(self) -> str:
@@ -172,6 +180,20 @@ def _point_cluster_at(cluster: dict[str, Any], host: str, port: int, what: str) 
     if not _is_ip(host):
         cluster["type"] = "STRICT_DNS"
         cluster["dns_lookup_family"] = "V4_PREFERRED"
+
+
+def _point_cluster_at_all(cluster: dict[str, Any], endpoints: Sequence[tuple[str, int]], what: str) -> None:
+    """``cluster``'s one endpoint in envoy.yaml, repeated for each of ``endpoints`` (the same settings each)."""
+    group = _one(iter(cluster["load_assignment"]["endpoints"]), f"{what} endpoint group")
+    template = _one(iter(group["lb_endpoints"]), f"{what} endpoint")
+    group["lb_endpoints"] = []
+    for host, port in endpoints:
+        entry = copy.deepcopy(template)
+        entry["endpoint"]["address"]["socket_address"] = {"address": host, "port_value": port}
+        group["lb_endpoints"].append(entry)
+        if not _is_ip(host):
+            cluster["type"] = "STRICT_DNS"
+            cluster["dns_lookup_family"] = "V4_PREFERRED"
 
 
 def _authority(url: str) -> tuple[str, int, str]:
@@ -307,8 +329,8 @@ def _render_tracing(doc: dict[str, Any], hcm: dict[str, Any], config: GatewayCon
 def render(config: GatewayConfig, source: Path = ENVOY_YAML) -> dict[str, Any]:
     """envoy.yaml as a dict with ``config``'s addresses and absolute file paths put in.
 
-    Only these are rewritten: the admin and listener addresses, the order_svc endpoint
-    (``STRICT_DNS`` when it is a host name, as in docker-compose), the descriptor set path,
+    Only these are rewritten: the admin and listener addresses, the order_svc endpoints
+    (``STRICT_DNS`` when one is a host name, as in docker-compose), the descriptor set path,
     the web page path, the identity provider (jwt_authn's issuer, audience and JWKS URL, the
     provider's cluster, the Host of ``/oauth2/token``, ``/config.json``) and the write limit's
     token buckets; with ``otlp_endpoint``, a ``tracing`` block and the collector's cluster are added.
@@ -337,7 +359,7 @@ def render(config: GatewayConfig, source: Path = ENVOY_YAML) -> dict[str, Any]:
     page_route["direct_response"]["body"]["filename"] = str(config.page)
 
     cluster = _one((c for c in doc["static_resources"]["clusters"] if c["name"] == "order_svc"), "order_svc cluster")
-    _point_cluster_at(cluster, config.upstream_host, config.upstream_port, "order_svc")
+    _point_cluster_at_all(cluster, config.order_svc_endpoints, "order_svc")
     _render_identity(doc, hcm, config)
     _render_rate_limit(hcm, config)
     if config.otlp_endpoint:

@@ -1,25 +1,30 @@
-"""Test fixtures shared by every suite: real nats-server and service processes on free ports, and waits."""
+"""Test fixtures shared by every suite: real nats-servers (alone or a cluster) and service processes, and waits."""
 
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
 import subprocess
 import sys
+import urllib.error
 import urllib.request
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Coroutine, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, TypeVar
 
 import grpc
+import nats
 from grpc_health.v1 import health_pb2, health_pb2_grpc
+from nats.aio.client import Client as NatsClient
 
 from devstack.binaries import binary
 from devstack.gateway import GatewayConfig, envoy_command, tracing_settings, write_config
 from devstack.identity import OidcProvider
-from devstack.natsauth import ADMIN, BOOTSTRAP, Credentials, bootstrap, render, write_private
+from devstack.natsauth import ADMIN, BOOTSTRAP, Credentials, bootstrap, render, streams, write_private
 from devstack.procs import (
     ROOT,
     child_process_options,
@@ -34,7 +39,9 @@ from devstack.procs import (
 __all__ = [
     "METRICS_PORTS",
     "SERVICES",
+    "ClusterNode",
     "EnvoyProcess",
+    "NatsCluster",
     "NatsServer",
     "ServiceProcess",
     "Stack",
@@ -44,6 +51,38 @@ __all__ = [
     "wait_for",
     "wait_for_port",
 ]
+
+T = TypeVar("T")
+
+
+def _in_thread(work: Callable[[], Coroutine[Any, Any, T]]) -> T:
+    """Run a coroutine to its end on a thread of its own: callers may be inside a running event loop."""
+    with ThreadPoolExecutor(1, thread_name_prefix="nats-admin") as pool:
+        return pool.submit(lambda: asyncio.run(work())).result()
+
+
+@dataclass(frozen=True)
+class ClusterNode:
+    """One server's place in a JetStream cluster on loopback: the cluster, its own name, every route port."""
+
+    cluster_name: str
+    server_name: str
+    route_port: int
+    route_ports: tuple[int, ...]
+
+    def args(self) -> list[str]:
+        """nats-server options: its name, the cluster's, where it listens for routes and every route to solicit."""
+        routes = ",".join(f"nats://127.0.0.1:{port}" for port in self.route_ports)
+        return [
+            "--server_name",
+            self.server_name,
+            "--cluster_name",
+            self.cluster_name,
+            "--cluster",
+            f"nats://127.0.0.1:{self.route_port}",
+            "--routes",
+            routes,
+        ]
 
 
 class NatsServer:
@@ -56,15 +95,40 @@ class NatsServer:
     ``python -m devstack.dlq --env-file``). ``url`` connects as the admin (tests, tools);
     ``address`` plus ``credentials_env(service)`` is what a service gets. With ``streams`` (the
     default), every start declares the streams as the ``bootstrap`` user before returning.
+
+    ``credentials`` shares one set of passwords between servers (the nodes of a ``NatsCluster``);
+    ``cluster`` makes it one node of a cluster, which also serves monitoring (``/healthz``) on
+    ``monitor_port``.
     """
 
-    def __init__(self, store_dir: Path, port: int | None = None, *, auth: bool = True, streams: bool = True) -> None:
+    def __init__(
+        self,
+        store_dir: Path,
+        port: int | None = None,
+        *,
+        auth: bool = True,
+        streams: bool = True,
+        credentials: Credentials | None = None,
+        cluster: ClusterNode | None = None,
+        monitor_port: int | None = None,
+    ) -> None:
         self.store_dir = store_dir
         self.port = port or free_port()
-        self.credentials = Credentials.generate() if auth else None
+        self.credentials = (credentials or Credentials.generate()) if auth else None
         self.declares_streams = streams
+        self.cluster = cluster
+        self.monitor_port = monitor_port or (free_port() if cluster is not None else None)
         self.proc: subprocess.Popen[bytes] | None = None
         self._log: IO[bytes] | None = None
+
+    @property
+    def name(self) -> str:
+        """The server's name in its cluster (``nats`` when it runs alone)."""
+        return self.cluster.server_name if self.cluster is not None else "nats"
+
+    @property
+    def log_path(self) -> Path:
+        return self.store_dir / "nats-server.log"
 
     @property
     def address(self) -> str:
@@ -101,9 +165,19 @@ class NatsServer:
         return ["-c", str(self.config_path)]
 
     def start(self) -> NatsServer:
+        self.launch()
+        self.wait_listening()
+        if self.declares_streams:
+            self.declare_streams()
+        return self
+
+    def launch(self) -> None:
+        """Start the process (its config written first) without waiting for it."""
         self.store_dir.mkdir(parents=True, exist_ok=True)
         config = self._write_auth()
-        self._log = (self.store_dir / "nats-server.log").open("ab")
+        cluster = self.cluster.args() if self.cluster is not None else []
+        monitor = ["-m", str(self.monitor_port)] if self.monitor_port is not None else []
+        self._log = self.log_path.open("ab")
         self.proc = subprocess.Popen(
             orphan_safe(
                 [
@@ -113,6 +187,8 @@ class NatsServer:
                     "127.0.0.1",
                     "-p",
                     str(self.port),
+                    *monitor,
+                    *cluster,
                     "-js",
                     "-sd",
                     str(self.store_dir),
@@ -122,18 +198,44 @@ class NatsServer:
             stderr=subprocess.STDOUT,
             **child_process_options(),
         )
-        wait_for_port(self.port, timeout=20, proc=self.proc)
-        if self.declares_streams:
-            self.declare_streams()
-        return self
+
+    def wait_listening(self, timeout: float = 20.0) -> None:
+        wait_for_port(self.port, timeout=timeout, proc=self.proc)
+
+    def healthy(self) -> bool:
+        """The monitoring ``/healthz``: up, and its JetStream current with the cluster (needs ``monitor_port``)."""
+        if self.monitor_port is None or self.proc is None or self.proc.poll() is not None:
+            return False
+        opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+        try:
+            with opener.open(f"http://127.0.0.1:{self.monitor_port}/healthz", timeout=2) as reply:
+                return bool(reply.status == 200)
+        except (OSError, urllib.error.URLError):
+            return False
+
+    def kill(self) -> None:
+        """SIGKILL: a crash, nothing flushed; ``start()`` brings it back on the same ports and store."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+        self.proc = None
+        if self._log is not None:
+            self._log.close()
+            self._log = None
 
     def declare_streams(self) -> None:
         """Declare the streams as the ``bootstrap`` user (what ``python -m devstack.natsauth bootstrap`` does)."""
         user = BOOTSTRAP if self.credentials is not None else None
         password = self.credentials.password(BOOTSTRAP) if self.credentials is not None else None
         # A thread of its own: start() is called from inside a running event loop (tests, `make up`).
-        with ThreadPoolExecutor(1, thread_name_prefix="nats-bootstrap") as pool:
-            pool.submit(lambda: asyncio.run(bootstrap(self.address, user, password, timeout=20))).result()
+        _in_thread(lambda: bootstrap(self.address, user, password, timeout=20))
+
+    def processes(self) -> dict[str, subprocess.Popen[bytes]]:
+        """The running process by name (as ``NatsCluster.processes``)."""
+        return {self.name: self.proc} if self.proc is not None else {}
+
+    def log_files(self) -> dict[str, Path]:
+        return {self.name: self.log_path}
 
     def stop(self) -> None:
         if self.proc is not None:
@@ -142,6 +244,215 @@ class NatsServer:
         if self._log is not None:
             self._log.close()
             self._log = None
+
+
+class NatsCluster:
+    """A JetStream cluster of ``size`` nats-servers on 127.0.0.1 (``nats-1``, ``nats-2``, ...), each its own store.
+
+    Every node runs with the same users and passwords (``devstack.natsauth``), its own client port,
+    route port (``--cluster``; ``--routes`` lists every node's) and monitoring port. ``start`` starts
+    them together and, with ``streams``, declares every stream on ``replicas`` servers (every node, at
+    most 3) as the ``bootstrap`` user, then waits until each has a leader. A node can crash (``kill``,
+    SIGKILL) and come back on the same ports and store (``restart``); ``wait_rejoined`` waits until it
+    is current again, ``wait_leaders`` until every stream and durable consumer has a leader, and
+    ``stepdown`` makes a stream's leader step down (as the admin). ``address`` lists every node's URL,
+    comma-separated: the ``NATS_URL`` a service gets; ``admin_env`` holds the same list.
+    """
+
+    def __init__(
+        self,
+        store_dir: Path,
+        size: int = 3,
+        ports: Sequence[int] = (),
+        route_ports: Sequence[int] = (),
+        monitor_ports: Sequence[int] = (),
+        *,
+        name: str = "order-saga",
+        auth: bool = True,
+        streams: bool = True,
+    ) -> None:
+        if size < 1:
+            raise ValueError("a cluster needs at least one server")
+        for given in (ports, route_ports, monitor_ports):
+            if given and len(given) != size:
+                raise ValueError(f"{size} servers need {size} ports, not {len(given)}")
+        self.store_dir = store_dir
+        self.credentials = Credentials.generate() if auth else None
+        self.declares_streams = streams
+        self.replicas = min(size, 3)
+        clients = list(ports) or [free_port() for _ in range(size)]
+        routes = tuple(route_ports) or tuple(free_port() for _ in range(size))
+        monitors = list(monitor_ports) or [free_port() for _ in range(size)]
+        self.nodes = [
+            NatsServer(
+                store_dir / f"nats-{i + 1}",
+                clients[i],
+                auth=auth,
+                streams=False,
+                credentials=self.credentials,
+                cluster=ClusterNode(name, f"nats-{i + 1}", routes[i], routes),
+                monitor_port=monitors[i],
+            )
+            for i in range(size)
+        ]
+
+    @property
+    def address(self) -> str:
+        """Every node's URL, comma-separated (no credentials): what ``NATS_URL`` says."""
+        return ",".join(node.address for node in self.nodes)
+
+    @property
+    def url(self) -> str:
+        """Every node's URL with the admin's credentials, comma-separated (``chassis.bus.server_urls`` splits it)."""
+        return ",".join(node.url for node in self.nodes)
+
+    @property
+    def admin_env_path(self) -> Path:
+        return self.store_dir / "admin.env"
+
+    @property
+    def proc(self) -> subprocess.Popen[bytes] | None:
+        """The first node's process (``processes()`` has every node's)."""
+        return self.nodes[0].proc
+
+    def credentials_env(self, user: str) -> dict[str, str]:
+        return self.nodes[0].credentials_env(user)
+
+    def processes(self) -> dict[str, subprocess.Popen[bytes]]:
+        return {name: proc for node in self.nodes for name, proc in node.processes().items()}
+
+    def log_files(self) -> dict[str, Path]:
+        return {node.name: node.log_path for node in self.nodes}
+
+    def index_of(self, server_name: str) -> int:
+        """The position in ``nodes`` of the server named ``server_name``."""
+        return [node.name for node in self.nodes].index(server_name)
+
+    def start(self) -> NatsCluster:
+        """Start every node at once (a cluster needs a quorum), declare the streams, wait for their leaders."""
+        self.store_dir.mkdir(parents=True, exist_ok=True)
+        for node in self.nodes:
+            node.launch()
+        for node in self.nodes:
+            node.wait_listening()
+        if self.credentials is not None:
+            admin = {"NATS_URL": self.address, **self.credentials_env(ADMIN)}
+            write_private(self.admin_env_path, "".join(f"{key}={value}\n" for key, value in admin.items()))
+        if self.declares_streams:
+            user = BOOTSTRAP if self.credentials is not None else None
+            password = self.credentials.password(BOOTSTRAP) if self.credentials is not None else None
+            _in_thread(lambda: bootstrap(self.address, user, password, timeout=60, replicas=self.replicas))
+            _in_thread(lambda: self.wait_leaders(timeout=60))
+        return self
+
+    def kill(self, index: int) -> None:
+        """SIGKILL one node: the others keep serving (a quorum of a 3-node cluster is 2)."""
+        self.nodes[index].kill()
+
+    def restart(self, index: int) -> None:
+        """Start a killed node again, on its ports and store; ``wait_rejoined`` waits until it caught up."""
+        node = self.nodes[index]
+        node.launch()
+        node.wait_listening()
+
+    def stop(self) -> None:
+        """SIGTERM every node at once, then wait for each (SIGKILL a laggard)."""
+        for node in self.nodes:
+            if node.proc is not None and node.proc.poll() is None:
+                node.proc.send_signal(signal.SIGTERM)
+        for node in self.nodes:
+            node.stop()
+
+    async def connect_admin(self) -> NatsClient:
+        """A connection as the admin to the nodes now running; it follows them through a node's crash."""
+        running = [node.address for node in self.nodes if node.proc is not None and node.proc.poll() is None]
+        login = {"user": ADMIN, "password": self.credentials.password(ADMIN)} if self.credentials else {}
+        return await nats.connect(
+            running or [self.nodes[0].address],
+            **login,
+            connect_timeout=2,
+            reconnect_time_wait=0.2,
+            max_reconnect_attempts=-1,
+        )
+
+    async def raft_groups(self, nc: NatsClient) -> dict[str, Any]:
+        """Each stream's and each durable consumer's cluster info (``STREAM`` and ``STREAM/durable``)."""
+        js = nc.jetstream(timeout=2)
+        found: dict[str, Any] = {}
+        for spec in streams():
+            info = await js.stream_info(spec.name)
+            found[spec.name] = info.cluster
+            for consumer in await js.consumers_info(spec.name):
+                found[f"{spec.name}/{consumer.name}"] = consumer.cluster
+        return found
+
+    async def wait_leaders(self, timeout: float = 30.0) -> dict[str, str]:
+        """Until every stream and every durable consumer has a leader; who leads each."""
+        nc = await self.connect_admin()
+        try:
+
+            async def led() -> dict[str, str]:
+                groups = await self.raft_groups(nc)
+                leaders = {name: str(info.leader) for name, info in groups.items() if info and info.leader}
+                return leaders if len(leaders) == len(groups) else {}
+
+            return await wait_for(led, timeout=timeout, interval=0.1, what="a leader for every stream and consumer")
+        finally:
+            await nc.close()
+
+    async def wait_rejoined(self, index: int, timeout: float = 60.0) -> None:
+        """Until node ``index`` is healthy and current in every stream and consumer (its leader, or a current peer)."""
+        node = self.nodes[index]
+        nc = await self.connect_admin()
+        try:
+
+            async def current() -> bool:
+                if not await asyncio.to_thread(node.healthy):
+                    return False
+                for info in (await self.raft_groups(nc)).values():
+                    if info is None or not info.leader:
+                        return False
+                    peers = {peer.name: peer for peer in info.replicas or []}
+                    peer = peers.get(node.name)
+                    if info.leader != node.name and (peer is None or not peer.current or peer.offline):
+                        return False
+                return True
+
+            await wait_for(current, timeout=timeout, interval=0.1, what=f"{node.name} to rejoin the cluster")
+        finally:
+            await nc.close()
+
+    async def stream_leader(self, stream: str) -> str:
+        nc = await self.connect_admin()
+        try:
+            leader = (await nc.jetstream(timeout=2).stream_info(stream)).cluster
+            return str(leader.leader) if leader is not None and leader.leader else ""
+        finally:
+            await nc.close()
+
+    async def stepdown(self, stream: str, timeout: float = 30.0) -> tuple[str, str]:
+        """``$JS.API.STREAM.LEADER.STEPDOWN.<stream>`` as the admin; (old, new) leader once another one leads."""
+        nc = await self.connect_admin()
+        try:
+            js = nc.jetstream(timeout=2)
+
+            async def leader() -> str:
+                info = (await js.stream_info(stream)).cluster
+                return str(info.leader) if info is not None and info.leader else ""
+
+            old = await wait_for(leader, timeout=timeout, interval=0.1, what=f"a leader of {stream}")
+            reply = json.loads((await nc.request(f"$JS.API.STREAM.LEADER.STEPDOWN.{stream}", b"", timeout=5)).data)
+            if not reply.get("success"):
+                raise RuntimeError(f"{stream}: the leader did not step down: {reply.get('error')}")
+
+            async def another() -> str:
+                now = await leader()
+                return now if now and now != old else ""
+
+            new = await wait_for(another, timeout=timeout, interval=0.1, what=f"a new leader of {stream}")
+            return old, new
+        finally:
+            await nc.close()
 
 
 class ServiceProcess:
@@ -223,6 +534,16 @@ class ServiceProcess:
             self.proc.wait()
         self.proc = None
 
+    def pause(self) -> None:
+        """SIGSTOP: the process freezes (no handler, ack or heartbeat) until ``resume``."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        """SIGCONT after ``pause``."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGCONT)
+
 
 SERVICES = {
     "order_svc": "ORDER_SVC_GRPC_PORT",
@@ -242,6 +563,10 @@ class Stack:
 
     Each service's /metrics gets a free port too (``env`` may set ``<SVC>_METRICS_PORT``, -1 for
     none); another process of a service (a replica) serves its own, on a port of its own.
+
+    With ``nats_nodes`` above 1, NATS is a ``NatsCluster`` of that many servers (``nats_ports``,
+    ``nats_route_ports`` and ``nats_monitor_ports`` place them, else free ports) and every service
+    gets the list of all their URLs.
     """
 
     def __init__(
@@ -250,10 +575,19 @@ class Stack:
         env: Mapping[str, str] | None = None,
         nats_port: int | None = None,
         oidc_port: int | None = None,
+        *,
+        nats_nodes: int = 1,
+        nats_ports: Sequence[int] = (),
+        nats_route_ports: Sequence[int] = (),
+        nats_monitor_ports: Sequence[int] = (),
     ) -> None:
         self.root = root
         self.identity = OidcProvider(root / "identity", oidc_port)
-        self.nats = NatsServer(root / "nats", nats_port)
+        self.nats: NatsServer | NatsCluster = (
+            NatsCluster(root / "nats", nats_nodes, nats_ports, nats_route_ports, nats_monitor_ports)
+            if nats_nodes > 1
+            else NatsServer(root / "nats", nats_port)
+        )
         self.extra_env = dict(env or {})
         self.services: dict[str, ServiceProcess] = {}
         self.replicas: list[ServiceProcess] = []
@@ -327,11 +661,15 @@ class Stack:
         await asyncio.gather(*(s.wait_healthy() for s in self.services.values()))
         return self
 
-    async def add_replica(self, module: str) -> ServiceProcess:
-        """Start one more process of ``module`` (own gRPC port, same NATS and data folder) and wait for it."""
-        port = free_port()
+    async def add_replica(self, module: str, port: int | None = None) -> ServiceProcess:
+        """Start one more process of ``module`` (own gRPC port, same NATS and data folder) and wait for it.
+
+        Its log is ``logs/<module>-<n>.log``, ``n`` counting this service's processes (the first is 1);
+        its /metrics gets a free port of its own.
+        """
+        port = port or free_port()
         metrics_port = free_port()
-        index = len(self.replicas) + 2
+        index = sum(r.module == module for r in self.replicas) + 2
         replica = ServiceProcess(
             module,
             {**self.env(module), SERVICES[module]: str(port), METRICS_PORTS[module]: str(metrics_port)},
@@ -343,6 +681,18 @@ class Stack:
         await replica.wait_healthy()
         return replica
 
+    def processes_of(self, module: str) -> list[ServiceProcess]:
+        """Every process of ``module``: the first, then its replicas in the order they were added."""
+        return [self.services[module], *(r for r in self.replicas if r.module == module)]
+
+    async def restart(self, service: ServiceProcess) -> None:
+        """Start ``service`` again (after ``kill`` or ``terminate``) with its environment, and wait for it."""
+        if service is self.services.get(service.module):
+            self.start_service(service.module)
+        else:
+            service.start()
+        await service.wait_healthy()
+
     def logs(self) -> str:
         """The tail of every service's log, for a failing test's report."""
         return "\n".join(
@@ -353,6 +703,7 @@ class Stack:
         """SIGTERM every service at once, wait for each (SIGKILL a laggard), then stop NATS."""
         running = [s for s in [*self.replicas, *self.services.values()] if s.proc is not None]
         for service in running:
+            service.resume()  # a paused process would never see its SIGTERM
             if service.proc is not None and service.proc.poll() is None:
                 service.proc.send_signal(signal.SIGTERM)
         for service in running:
@@ -395,7 +746,7 @@ class EnvoyProcess:
             return str(reply.read().decode())
 
     async def wait_ready(self, timeout: float = 30.0) -> None:
-        """Until Envoy is LIVE and order_svc's endpoint passed the gRPC health check."""
+        """Until Envoy is LIVE and every order_svc endpoint passed the gRPC health check."""
 
         async def ready() -> bool:
             if self.proc is not None and self.proc.poll() is not None:
@@ -403,10 +754,11 @@ class EnvoyProcess:
             if (await asyncio.to_thread(self._admin_get, "/ready")).strip() != "LIVE":
                 return False
             clusters = await asyncio.to_thread(self._admin_get, "/clusters")
-            return any(
+            healthy = sum(
                 line.startswith("order_svc::") and line.endswith("::health_flags::healthy")
                 for line in clusters.splitlines()
             )
+            return healthy >= len(self.config.order_svc_endpoints)
 
         try:
             await wait_for(ready, timeout=timeout, interval=0.05, what="envoy and a healthy order_svc")

@@ -1,4 +1,4 @@
-"""``make up``: the identity provider, nats-server, the three services and Envoy on this machine, until Ctrl-C."""
+"""``make up``: the identity provider, NATS, the services and Envoy on this machine until Ctrl-C (``CLUSTER=1``: HA)."""
 
 from __future__ import annotations
 
@@ -25,7 +25,16 @@ from devstack.gateway import GatewayConfig, page_or_placeholder
 from devstack.identity import DEV_ISSUER
 from devstack.stack import METRICS_PORTS, SERVICES, EnvoyProcess, Stack
 
-__all__ = ["DEFAULT_PORTS", "LAUNCHER_SETTINGS", "Ports", "load_dotenv", "main", "taken_ports"]
+__all__ = [
+    "CLUSTER_PORTS",
+    "DEFAULT_PORTS",
+    "LAUNCHER_SETTINGS",
+    "Ports",
+    "cluster_mode",
+    "load_dotenv",
+    "main",
+    "taken_ports",
+]
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -38,7 +47,16 @@ LAUNCHER_SETTINGS = {
     "OIDC_PORT": "9400",
     "GATEWAY_RATE_LIMIT_PER_MINUTE": "120",
     "GATEWAY_RATE_LIMIT_BURST": "30",
+    "CLUSTER": "0",
+    "NATS_CLUSTER_PORT": "6222",
+    "NATS_MONITOR_PORT": "8222",
+    "ORDER_SVC_GRPC_PORT_2": "50061",
+    "PAYMENT_SVC_GRPC_PORT_2": "50062",
+    "NOTIFICATION_SVC_GRPC_PORT_2": "50063",
 }
+#: Nodes of the NATS cluster that ``CLUSTER=1`` runs; node ``i`` (from 0) listens on ``NATS_PORT + i``,
+#: routes on ``NATS_CLUSTER_PORT + i`` and serves monitoring on ``NATS_MONITOR_PORT + i``.
+CLUSTER_NODES = 3
 DEFAULT_PORTS = {
     "GATEWAY_PORT": 8080,
     "GATEWAY_ADMIN_PORT": 9901,
@@ -51,6 +69,14 @@ DEFAULT_PORTS = {
     "PAYMENT_SVC_METRICS_PORT": 9102,
     "NOTIFICATION_SVC_METRICS_PORT": 9103,
 }
+#: What ``CLUSTER=1`` listens on besides ``DEFAULT_PORTS``: the NATS routes and monitoring, the second replicas.
+CLUSTER_PORTS = {
+    "NATS_CLUSTER_PORT": 6222,
+    "NATS_MONITOR_PORT": 8222,
+    "ORDER_SVC_GRPC_PORT_2": 50061,
+    "PAYMENT_SVC_GRPC_PORT_2": 50062,
+    "NOTIFICATION_SVC_GRPC_PORT_2": 50063,
+}
 _PORT_ROLES = {
     "GATEWAY_PORT": "the gateway (Envoy)",
     "GATEWAY_ADMIN_PORT": "Envoy's admin interface",
@@ -62,6 +88,17 @@ _PORT_ROLES = {
     "ORDER_SVC_METRICS_PORT": "order_svc's /metrics",
     "PAYMENT_SVC_METRICS_PORT": "payment_svc's /metrics",
     "NOTIFICATION_SVC_METRICS_PORT": "notification_svc's /metrics",
+    "NATS_CLUSTER_PORT": "the first NATS node's cluster routes",
+    "NATS_MONITOR_PORT": "the first NATS node's monitoring",
+    "ORDER_SVC_GRPC_PORT_2": "order_svc's second replica",
+    "PAYMENT_SVC_GRPC_PORT_2": "payment_svc's second replica",
+    "NOTIFICATION_SVC_GRPC_PORT_2": "notification_svc's second replica",
+}
+#: Ports the cluster derives from a base setting: (base variable, offset) of each further NATS node.
+_DERIVED_PORTS = {
+    f"{base}+{i}": (base, i)
+    for base in ("NATS_PORT", "NATS_CLUSTER_PORT", "NATS_MONITOR_PORT")
+    for i in range(1, CLUSTER_NODES)
 }
 # Demo defaults of `make up` that differ from the services' own: readable logs, and a mock
 # payment slow enough to watch an order move (CREATED, then PAID) and to cancel it in time.
@@ -89,11 +126,31 @@ class Ports:
     by_var: Mapping[str, int]
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str]) -> Ports:
-        return cls({var: int(env.get(var, default)) for var, default in DEFAULT_PORTS.items()})
+    def from_env(cls, env: Mapping[str, str], *, cluster: bool = False) -> Ports:
+        """The ports of ``DEFAULT_PORTS``; with ``cluster``, also ``CLUSTER_PORTS`` and the further NATS nodes'.
+
+        Those are named ``NATS_PORT+1`` and so on: they move with their base setting.
+        """
+        wanted = {**DEFAULT_PORTS, **(CLUSTER_PORTS if cluster else {})}
+        ports = {var: int(env.get(var) or default) for var, default in wanted.items()}
+        if cluster:
+            ports |= {name: ports[base] + i for name, (base, i) in _DERIVED_PORTS.items()}
+        return cls(ports)
 
     def __getitem__(self, var: str) -> int:
         return self.by_var[var]
+
+    def nats_nodes(self, base: str) -> tuple[int, ...]:
+        """``base`` (e.g. ``NATS_PORT``) of every node of the cluster."""
+        return tuple(self[base] if i == 0 else self[f"{base}+{i}"] for i in range(CLUSTER_NODES))
+
+
+def cluster_mode(env: Mapping[str, str]) -> bool:
+    """``CLUSTER=1`` (or true/yes): 3 NATS nodes and 2 replicas of each service."""
+    value = (env.get("CLUSTER") or LAUNCHER_SETTINGS["CLUSTER"]).strip().lower()
+    if value not in ("0", "1", "true", "false", "yes", "no", ""):
+        raise ValueError(f"CLUSTER={value!r} (1 or 0)")
+    return value in ("1", "true", "yes")
 
 
 def load_dotenv(path: Path) -> dict[str, str]:
@@ -116,6 +173,14 @@ def _port_free(port: int) -> bool:
 def taken_ports(ports: Ports) -> list[tuple[str, int]]:
     """The (variable, port) pairs something else already listens on (0: any free port, -1: off, never taken)."""
     return [(var, port) for var, port in ports.by_var.items() if port > 0 and not _port_free(port)]
+
+
+def _port_role(var: str) -> str:
+    """What listens on the port of ``var``, and how to move it."""
+    if var in _DERIVED_PORTS:
+        base, i = _DERIVED_PORTS[var]
+        return f"NATS node {i + 1}: {base} + {i} (set {base} to move it)"
+    return f"{_PORT_ROLES[var]} (set {var} to move it)"
 
 
 def _mask(uri: str) -> str:
@@ -159,24 +224,33 @@ class LogFollower:
             self._offsets[name] += len(chunk)
             *lines, self._partial[name] = (self._partial[name] + chunk).split(b"\n")
             for line in lines:
-                prefix = Text(f"{name:>{self._width}} │ ", style=_STYLES.get(name, "white"))
+                prefix = Text(f"{name:>{self._width}} │ ", style=_STYLES.get(name.split("-")[0], "white"))
                 self._console.print(
                     prefix + Text(line.decode(errors="replace").rstrip()), soft_wrap=True, highlight=False
                 )
 
 
-def _summary(gateway: GatewayConfig, ports: Ports, root: Path, env: Mapping[str, str], admin_env: Path) -> Panel:
+def _summary(
+    gateway: GatewayConfig, ports: Ports, root: Path, env: Mapping[str, str], admin_env: Path, cluster: bool
+) -> Panel:
     table = Table.grid(padding=(0, 2))
     table.add_column(style="bold")
     table.add_column()
     table.add_row("web page", f"{gateway.url}/")
-    table.add_row("HTTP API", f"{gateway.url}/v1/orders (bearer token required)")
+    balanced = " (balanced over both order_svc replicas)" if cluster else ""
+    table.add_row("HTTP API", f"{gateway.url}/v1/orders (bearer token required){balanced}")
     table.add_row("identity", f"{gateway.issuer} (development provider: its login form signs in anyone)")
     for module, var in SERVICES.items():
         metrics = ports[METRICS_PORTS[module]]
         scrape = f", http://127.0.0.1:{metrics}/metrics" if metrics > 0 else ""
-        table.add_row(module, f"127.0.0.1:{ports[var]} (gRPC{scrape})")
-    table.add_row("NATS", f"nats://127.0.0.1:{ports['NATS_PORT']} (JetStream; one user per service)")
+        second = f" and 127.0.0.1:{ports[f'{var}_2']}" if cluster else ""
+        table.add_row(module, f"127.0.0.1:{ports[var]}{second} (gRPC{scrape})")
+    if cluster:
+        table.add_row("NATS", f"a {CLUSTER_NODES}-node JetStream cluster, every stream on each; one user per service")
+        for i, port in enumerate(ports.nats_nodes("NATS_PORT")):
+            table.add_row(f"  nats-{i + 1}", f"nats://127.0.0.1:{port}")
+    else:
+        table.add_row("NATS", f"nats://127.0.0.1:{ports['NATS_PORT']} (JetStream; one user per service)")
     shown = admin_env.relative_to(ROOT) if admin_env.is_relative_to(ROOT) else admin_env
     table.add_row("dead letters", f"python -m devstack.dlq --env-file {shown} list")
     table.add_row("Envoy admin", gateway.admin_url)
@@ -215,12 +289,26 @@ def _rate_limit(env: Mapping[str, str]) -> tuple[int, int]:
     return values[0], values[1]
 
 
-async def _run(console: Console, env: dict[str, str], ports: Ports, root: Path) -> int:
+async def _run(console: Console, env: dict[str, str], ports: Ports, root: Path, cluster: bool = False) -> int:
     # Everything set in the environment or .env reaches the services, except what the launcher owns:
     # its nats-server's URL and credentials, and the data folder (STACK_DIR).
     stack_env = {**_DEMO_DEFAULTS, **{k: v for k, v in env.items() if k not in _OWNED}}
     stack_env.update({var: str(ports[var]) for var in (*SERVICES.values(), *METRICS_PORTS.values())})
-    stack = Stack(root, env=stack_env, nats_port=ports["NATS_PORT"], oidc_port=ports["OIDC_PORT"])
+    stack = (
+        Stack(
+            root,
+            env=stack_env,
+            oidc_port=ports["OIDC_PORT"],
+            nats_nodes=CLUSTER_NODES,
+            nats_ports=ports.nats_nodes("NATS_PORT"),
+            nats_route_ports=ports.nats_nodes("NATS_CLUSTER_PORT"),
+            nats_monitor_ports=ports.nats_nodes("NATS_MONITOR_PORT"),
+        )
+        if cluster
+        else Stack(root, env=stack_env, nats_port=ports["NATS_PORT"], oidc_port=ports["OIDC_PORT"])
+    )
+    # CLUSTER=1: a second process of each service, on its own gRPC port (same NATS, data, durables).
+    seconds = {f"{module}-2": (module, ports[f"{var}_2"]) for module, var in SERVICES.items()} if cluster else {}
     per_minute, burst = _rate_limit(env)
     gateway = stack.gateway_config(  # trusts the provider order_svc trusts (this one, unless OIDC_* say otherwise)
         port=ports["GATEWAY_PORT"],
@@ -228,6 +316,11 @@ async def _run(console: Console, env: dict[str, str], ports: Ports, root: Path) 
         page=page_or_placeholder(root / "envoy"),
         rate_limit_per_minute=per_minute,
         rate_limit_burst=burst,
+        upstreams=(
+            tuple(("127.0.0.1", port) for port in (ports["ORDER_SVC_GRPC_PORT"], ports["ORDER_SVC_GRPC_PORT_2"]))
+            if cluster
+            else ()
+        ),
     )
     envoy = EnvoyProcess(gateway, root / "envoy")
     (root / "logs").mkdir(parents=True, exist_ok=True)
@@ -235,8 +328,9 @@ async def _run(console: Console, env: dict[str, str], ports: Ports, root: Path) 
         console,
         {
             "oidc": stack.identity.workdir / "oidc-provider.log",
-            "nats": stack.nats.store_dir / "nats-server.log",
+            **stack.nats.log_files(),
             **{module: service.log_path for module, service in stack.services.items()},
+            **{name: root / "logs" / f"{name}.log" for name in seconds},
             "envoy": envoy.log_path,
         },
     )
@@ -246,10 +340,13 @@ async def _run(console: Console, env: dict[str, str], ports: Ports, root: Path) 
     loop = asyncio.get_running_loop()
 
     async def start() -> None:
+        nats = f"{CLUSTER_NODES} NATS nodes, 2 replicas each of" if cluster else "nats-server,"
         console.print(
-            f"[bold]Starting[/] the identity provider, nats-server, {', '.join(SERVICES)} and Envoy (state in {root}) …"
+            f"[bold]Starting[/] the identity provider, {nats} {', '.join(SERVICES)} and Envoy (state in {root}) …"
         )
         await stack.start()
+        for module, port in seconds.values():
+            await stack.add_replica(module, port)
         envoy.start()
         await envoy.wait_ready()
 
@@ -274,8 +371,9 @@ async def _run(console: Console, env: dict[str, str], ports: Ports, root: Path) 
             return 1
         processes = {
             "oidc": stack.identity.proc,
-            "nats": stack.nats.proc,
+            **stack.nats.processes(),
             **{module: service.proc for module, service in stack.services.items()},
+            **{f"{replica.module}-2": replica.proc for replica in stack.replicas},
             "envoy": envoy.proc,
         }
         state_file.write_text(
@@ -287,7 +385,7 @@ async def _run(console: Console, env: dict[str, str], ports: Ports, root: Path) 
                 indent=2,
             )
         )
-        console.print(_summary(gateway, ports, root, stack_env, stack.nats.admin_env_path))
+        console.print(_summary(gateway, ports, root, stack_env, stack.nats.admin_env_path, cluster))
         console.print(_try_it(gateway, ports), soft_wrap=True, markup=False)
         while not stop.is_set():
             with contextlib.suppress(TimeoutError):
@@ -302,7 +400,7 @@ async def _run(console: Console, env: dict[str, str], ports: Ports, root: Path) 
     finally:
         signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not cut the clean stop short
         console.print(
-            "[bold]Stopping[/] Envoy, the services (in-flight work finishes), nats-server and the identity provider …"
+            "[bold]Stopping[/] Envoy, the services (in-flight work finishes), NATS and the identity provider …"
         )
         envoy.terminate()
         stack.stop()
@@ -316,7 +414,12 @@ def main() -> int:
     console = Console(highlight=False)
     env = {**load_dotenv(ROOT / ".env"), **os.environ}
     try:
-        ports = Ports.from_env(env)
+        cluster = cluster_mode(env)
+    except ValueError as error:
+        console.print(f"[bold red]CLUSTER is wrong:[/] {error}")
+        return 2
+    try:
+        ports = Ports.from_env(env, cluster=cluster)
     except ValueError as error:
         console.print(f"[bold red]A port setting is not a number:[/] {error}")
         return 2
@@ -327,7 +430,7 @@ def main() -> int:
         return 2
     taken = taken_ports(ports)
     if taken:
-        lines = "\n".join(f"  {port:>5}  {_PORT_ROLES[var]} (set {var} to move it)" for var, port in taken)
+        lines = "\n".join(f"  {port:>5}  {_port_role(var)}" for var, port in taken)
         first = taken[0][1]
         console.print(
             Panel(
@@ -342,7 +445,7 @@ def main() -> int:
         return 1
     root = (ROOT / env.get("STACK_DIR", LAUNCHER_SETTINGS["STACK_DIR"])).resolve()
     root.mkdir(parents=True, exist_ok=True)
-    return asyncio.run(_run(console, env, ports, root))
+    return asyncio.run(_run(console, env, ports, root, cluster))
 
 
 if __name__ == "__main__":

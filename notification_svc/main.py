@@ -36,6 +36,7 @@ def builder(settings: NotificationSettings) -> Callable[[Bus], Awaitable[Compone
             handler=order_changes_handler(usecases),
             max_deliver=settings.max_deliver,
             max_in_flight=settings.fetch_batch,
+            ack_wait=settings.ack_wait_seconds,
         )
         service = notifications_pb2.DESCRIPTOR.services_by_name["NotificationService"].full_name
         return Components(

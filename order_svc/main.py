@@ -56,6 +56,7 @@ def builder(settings: OrderSettings) -> Callable[[Bus], Awaitable[Components]]:
             handler=payment_events_handler(usecases),
             max_deliver=settings.max_deliver,
             max_in_flight=settings.fetch_batch,
+            ack_wait=settings.ack_wait_seconds,
         )
         service = orders_pb2.DESCRIPTOR.services_by_name["OrderService"].full_name
         return Components(

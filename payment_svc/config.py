@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from pydantic import Field, field_validator
+from typing import Self
+
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import SettingsConfigDict
 
 from chassis.settings import ServiceSettings
@@ -21,7 +23,8 @@ class PaymentSettings(ServiceSettings):
     )
     mongodb_database: str = "payments"
     decline_rate: float = Field(0.0, ge=0.0, le=1.0, description="share of other/unspecified methods declined")
-    # Kept well under the consumers' 30 s ack_wait, so a slow charge is never redelivered meanwhile.
+    # Kept under the consumer's ack wait (PAYMENT_SVC_ACK_WAIT_SECONDS, 30 s), so a slow charge is never
+    # redelivered meanwhile (checked below).
     latency_ms: float = Field(0.0, ge=0.0, le=10_000, description="simulated provider round trip")
     seed: int | None = Field(None, description="seed of the mock provider's randomness (repeatable runs)")
 
@@ -29,3 +32,12 @@ class PaymentSettings(ServiceSettings):
     @classmethod
     def _empty_is_unset(cls, value: object) -> object:
         return None if value == "" else value
+
+    @model_validator(mode="after")
+    def _charge_fits_in_the_ack_wait(self) -> Self:
+        if self.latency_ms / 1000 >= self.ack_wait_seconds / 2:
+            raise ValueError(
+                f"PAYMENT_SVC_LATENCY_MS ({self.latency_ms}) must stay under half of "
+                f"PAYMENT_SVC_ACK_WAIT_SECONDS ({self.ack_wait_seconds} s): a charge is redelivered after the ack wait"
+            )
+        return self

@@ -36,6 +36,7 @@ def builder(settings: PaymentSettings) -> Callable[[Bus], Awaitable[Components]]
             handler=order_events_handler(usecases),
             max_deliver=settings.max_deliver,
             max_in_flight=settings.fetch_batch,
+            ack_wait=settings.ack_wait_seconds,
         )
         service = payments_pb2.DESCRIPTOR.services_by_name["PaymentService"].full_name
         return Components(

@@ -249,6 +249,26 @@ def test_render_changes_only_addresses_and_paths(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stdout + done.stderr
 
 
+def test_render_balances_over_several_order_svc_replicas_each_health_checked(tmp_path: Path) -> None:
+    page = tmp_path / "index.html"
+    page.write_text("<html></html>")
+    upstreams = (("127.0.0.1", 50051), ("127.0.0.1", 50061))
+    rendered = render(GatewayConfig(page=page, upstreams=upstreams))
+    order_svc = cluster(rendered, "order_svc")
+    (group,) = order_svc["load_assignment"]["endpoints"]
+    addresses = [e["endpoint"]["address"]["socket_address"] for e in group["lb_endpoints"]]
+    assert addresses == [{"address": "127.0.0.1", "port_value": 50051}, {"address": "127.0.0.1", "port_value": 50061}]
+    assert order_svc["type"] == "STATIC"
+    assert order_svc["health_checks"] == cluster(envoy_doc(), "order_svc")["health_checks"]  # each one checked
+    # One upstream (no list) renders exactly as before; host names make the cluster resolve them.
+    single = cluster(render(GatewayConfig(page=page)), "order_svc")["load_assignment"]
+    assert single == cluster(envoy_doc(), "order_svc")["load_assignment"]
+    by_name = cluster(render(GatewayConfig(page=page, upstreams=(("order-1", 50051), ("order-2", 50051)))), "order_svc")
+    assert by_name["type"] == "STRICT_DNS"
+    done = envoy_validate(write_config(GatewayConfig(page=page, upstreams=upstreams), tmp_path / "envoy.yaml"))
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
 def test_render_puts_in_the_identity_provider_and_the_limit(tmp_path: Path) -> None:
     """As docker-compose: the public issuer, the keys inside the network; and another write limit."""
     config = GatewayConfig(

@@ -141,3 +141,28 @@ async def test_a_deleted_consumer_is_created_again() -> None:
     c, _ = consumer()
     await c._on_msg(status("409", "Consumer Deleted"))  # type: ignore[arg-type]
     assert c._recreate
+
+
+class FakeJetStream:
+    """``consumer_info`` answers the durable as the server has it; ``add_consumer`` records each create/update."""
+
+    def __init__(self, subjects: list[str], ack_wait: float | None) -> None:
+        self.info = SimpleNamespace(
+            config=SimpleNamespace(filter_subjects=subjects, filter_subject=None, ack_wait=ack_wait)
+        )
+        self.added: list[Any] = []
+
+    async def consumer_info(self, stream: str, durable: str) -> Any:
+        return self.info
+
+    async def add_consumer(self, stream: str, config: Any) -> None:
+        self.added.append(config)
+
+
+async def test_the_durable_is_updated_when_its_ack_wait_changed_and_left_alone_when_not() -> None:
+    for on_server, updated in ((30.0, True), (5.0, False)):
+        js = FakeJetStream(["payments.>"], on_server)
+        bus = SimpleNamespace(js=js)
+        c = Consumer(bus, "PAYMENTS", "order-svc-payments", ["payments.>"], Held(), 10, ack_wait=5.0)  # type: ignore[arg-type]
+        await c._ensure_consumer()
+        assert [config.ack_wait for config in js.added] == ([5.0] if updated else [])

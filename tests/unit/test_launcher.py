@@ -7,7 +7,7 @@ from pathlib import Path
 
 from chassis import healthcheck
 from devstack.stack import free_port
-from devstack.up import DEFAULT_PORTS, Ports, load_dotenv, taken_ports
+from devstack.up import CLUSTER_PORTS, DEFAULT_PORTS, Ports, cluster_mode, load_dotenv, taken_ports
 
 
 def test_dotenv_reads_assignments_and_skips_the_rest(tmp_path: Path) -> None:
@@ -27,6 +27,21 @@ def test_dotenv_reads_assignments_and_skips_the_rest(tmp_path: Path) -> None:
 def test_ports_default_to_the_public_contract_and_follow_the_environment() -> None:
     assert Ports.from_env({}).by_var == DEFAULT_PORTS
     assert Ports.from_env({"GATEWAY_PORT": "18080"})["GATEWAY_PORT"] == 18080
+
+
+def test_cluster_mode_adds_three_nats_nodes_and_the_second_replicas_ports() -> None:
+    assert [cluster_mode(env) for env in ({}, {"CLUSTER": "1"}, {"CLUSTER": "0"}, {"CLUSTER": "yes"})] == [
+        False,
+        True,
+        False,
+        True,
+    ]
+    ports = Ports.from_env({"NATS_PORT": "14222", "NATS_CLUSTER_PORT": "16222"}, cluster=True)
+    assert ports.nats_nodes("NATS_PORT") == (14222, 14223, 14224)
+    assert ports.nats_nodes("NATS_CLUSTER_PORT") == (16222, 16223, 16224)
+    assert ports.nats_nodes("NATS_MONITOR_PORT") == (8222, 8223, 8224)
+    assert {var: ports[var] for var in CLUSTER_PORTS} | {"NATS_CLUSTER_PORT": 6222} == CLUSTER_PORTS
+    assert len(set(ports.by_var.values())) == len(ports.by_var), "every process its own port"
 
 
 def test_a_taken_port_is_reported() -> None:

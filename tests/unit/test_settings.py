@@ -86,3 +86,17 @@ def test_streams_are_declared_by_default_only_without_a_nats_user(
     settings = OrderSettings()
     assert settings.declares_streams is expected
     assert (settings.nats_user, settings.nats_declare_streams is None) == (user or None, declare == "")
+
+
+def test_the_ack_wait_is_a_setting_of_each_service_and_a_charge_must_fit_in_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert PaymentSettings().ack_wait_seconds == 30.0
+    monkeypatch.setenv("PAYMENT_SVC_ACK_WAIT_SECONDS", "5")
+    monkeypatch.setenv("PAYMENT_SVC_LATENCY_MS", "200")
+    assert PaymentSettings().ack_wait_seconds == 5.0
+    assert OrderSettings().ack_wait_seconds == 30.0  # another service's name: not this one's
+    monkeypatch.setenv("PAYMENT_SVC_LATENCY_MS", "3000")  # longer than half the ack wait: redelivered mid-charge
+    with pytest.raises(ValidationError, match="PAYMENT_SVC_ACK_WAIT_SECONDS"):
+        PaymentSettings()
+    monkeypatch.setenv("ORDER_SVC_ACK_WAIT_SECONDS", "0.5")
+    with pytest.raises(ValidationError):
+        OrderSettings()
