@@ -85,6 +85,9 @@ class GatewayConfig:
     client_secret: str = DEV_CLIENT_SECRET
     rate_limit_per_minute: int = 120
     rate_limit_burst: int = 30
+    #: Benchmark baseline only (``python -m bench --auth-cost``): False renders no jwt_authn filter, so no
+    #: request is checked for a token (and the write limit, finding no subject, limits nothing). Never deploy it.
+    verify_tokens: bool = True
 
     def __post_init__(self) -> None:
         if self.rate_limit_per_minute < 1 or self.rate_limit_burst < 1:
@@ -219,7 +222,8 @@ def render(config: GatewayConfig, source: Path = ENVOY_YAML) -> dict[str, Any]:
     (``STRICT_DNS`` when it is a host name, as in docker-compose), the descriptor set path,
     the web page path, the identity provider (jwt_authn's issuer, audience and JWKS URL, the
     provider's cluster, the Host of ``/oauth2/token``, ``/config.json``) and the write limit's
-    token buckets. Everything else is envoy.yaml as written.
+    token buckets. Everything else is envoy.yaml as written, except with ``verify_tokens=False``
+    (benchmark baseline only): then the jwt_authn filter, its provider and its rules are left out.
     """
     doc: dict[str, Any] = yaml.safe_load(source.read_text())
     doc["admin"]["address"]["socket_address"] = {"address": config.admin_host, "port_value": config.admin_port}
@@ -247,6 +251,8 @@ def render(config: GatewayConfig, source: Path = ENVOY_YAML) -> dict[str, Any]:
     _point_cluster_at(cluster, config.upstream_host, config.upstream_port, "order_svc")
     _render_identity(doc, hcm, config)
     _render_rate_limit(hcm, config)
+    if not config.verify_tokens:
+        hcm["http_filters"] = [f for f in hcm["http_filters"] if f["name"] != _JWT]
     return doc
 
 
