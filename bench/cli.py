@@ -23,6 +23,7 @@ import grpc
 import nats
 
 from bench import bare
+from bench.authcost import OFF, ON, SYSTEMS, round_names, run_auth_cost, summarize
 from bench.http1 import HttpPool
 from bench.observability import VARIANTS, cost_summary, variant_env
 from bench.procs import CpuMeter, peak_rss_mb, pid_listening_on
@@ -116,6 +117,29 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         default=3,
         help="times the whole schedule runs; the summary takes each variant's median (default 3)",
     )
+    auth = parser.add_argument_group(
+        "auth cost: the saga with token checks on and off, on two systems side by side, interleaved"
+    )
+    auth.add_argument(
+        "--auth-cost",
+        action="store_true",
+        help="measure what authentication costs (off by default: about 2 minutes more at the default count)",
+    )
+    auth.add_argument(
+        "--auth-cost-in-flight", default="1,16,64", help="comma-separated in-flight levels (default 1,16,64)"
+    )
+    auth.add_argument(
+        "--auth-cost-count",
+        type=int,
+        default=2000,
+        help="orders per system, path and level, split over the rounds (default 2000)",
+    )
+    auth.add_argument(
+        "--auth-cost-rounds",
+        type=int,
+        default=4,
+        help="runs per system, path and level, on and off alternating which goes first (default 4)",
+    )
     running = parser.add_argument_group("target a running system instead of starting one")
     running.add_argument("--running", action="store_true", help="use the addresses below (defaults: make up's)")
     running.add_argument("--order-target", default="127.0.0.1:50051")
@@ -150,6 +174,17 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         args.provider_latency_count < 1 or not args.provider_latency_levels or min(args.provider_latency_levels) < 1
     ):
         parser.error("--provider-latency-count and every --provider-latency-in-flight level must be at least 1")
+    args.auth_cost_levels = [int(x) for x in str(args.auth_cost_in_flight).split(",") if x.strip()]
+    if args.auth_cost and (
+        args.auth_cost_rounds < 1
+        or args.auth_cost_count < args.auth_cost_rounds
+        or not args.auth_cost_levels
+        or min(args.auth_cost_levels) < 1
+    ):
+        parser.error(
+            "--auth-cost-rounds and every --auth-cost-in-flight level must be at least 1, "
+            "and --auth-cost-count at least --auth-cost-rounds"
+        )
     return args
 
 
@@ -206,10 +241,12 @@ async def start_system(
     *,
     extra_env: dict[str, str] | None = None,
     gateway_wanted: bool = True,
+    gateway_verify_tokens: bool = True,
 ) -> Endpoints:
     """nats-server, the three services and (unless skipped or missing) Envoy, on free ports under ``root``.
 
-    ``extra_env`` goes to every service (e.g. ``PAYMENT_SVC_LATENCY_MS``).
+    ``extra_env`` goes to every service (e.g. ``PAYMENT_SVC_LATENCY_MS``). ``gateway_verify_tokens=False``
+    renders the gateway without jwt_authn (the auth-cost baseline only).
     """
     env = {"LOG_LEVEL": args.log_level, "LOG_FORMAT": "json", **(extra_env or {})}
     if os.environ.get("MONGODB_URI"):
@@ -243,6 +280,7 @@ async def start_system(
             page=page_or_placeholder(root / "envoy"),
             rate_limit_per_minute=BENCH_RATE_LIMIT_PER_MINUTE,
             rate_limit_burst=BENCH_RATE_LIMIT_BURST,
+            verify_tokens=gateway_verify_tokens,
         )
         gateway = EnvoyProcess(config, root / "envoy")
         stack.callback(gateway.terminate)
@@ -319,13 +357,25 @@ def _bench_process(module: str, env: dict[str, str], root: Path, name: str, port
 
 
 async def system_scenarios(
-    measure: Measure, endpoints: Endpoints, tag: str, stack: contextlib.AsyncExitStack
+    measure: Measure,
+    endpoints: Endpoints,
+    tag: str,
+    stack: contextlib.AsyncExitStack,
+    *,
+    runs: Sequence[str] | None = None,
+    signed_in: bool = True,
 ) -> list[Scenario]:
-    """The saga end to end over gRPC and (when the gateway is there) through it as HTTP/JSON."""
+    """The saga end to end over gRPC and (when the gateway is there) through it as HTTP/JSON.
+
+    ``runs``: the names of the runs to come (default: ``run_interleaved``'s); ``signed_in=False``
+    sends no token at all (a system whose authentication is off).
+    """
     me = {"bench_client": os.getpid()}
     # Every run's customer signs in once, here, so that no run waits for the identity provider.
-    customers = [f"{tag}-{via}-{run}" for via in ("grpc", "http") for run in run_names(measure)]
+    names = run_names(measure) if runs is None else runs
+    customers = [f"{tag}-{via}-{run}" for via in ("grpc", "http") for run in names] if signed_in else []
     tokens = await asyncio.to_thread(lambda: {customer: endpoints.token_for(customer) for customer in customers})
+    token_for = tokens.__getitem__ if signed_in else None
     nc = await nats.connect(endpoints.nats_url, name="bench-tracker")
     stack.push_async_callback(nc.close)
     tracker = payment_tracker(nc)
@@ -338,7 +388,7 @@ async def system_scenarios(
             "end_to_end",
             "grpc",
             "saga via gRPC",
-            saga_ops(measure, grpc_creator(channel, f"{tag}-grpc", measure.op_timeout, tokens.__getitem__), tracker),
+            saga_ops(measure, grpc_creator(channel, f"{tag}-grpc", measure.op_timeout, token_for), tracker),
             CpuMeter(grpc_pids),
             SYSTEM,
         )
@@ -351,7 +401,7 @@ async def system_scenarios(
                 "end_to_end",
                 "http",
                 "saga via gateway",
-                saga_ops(measure, http_creator(pool, f"{tag}-http", measure.op_timeout, tokens.__getitem__), tracker),
+                saga_ops(measure, http_creator(pool, f"{tag}-http", measure.op_timeout, token_for), tracker),
                 CpuMeter(endpoints.pids | me),
                 (*SYSTEM, "envoy"),
             )
@@ -488,6 +538,17 @@ def targets(doc: dict[str, Any]) -> list[dict[str, Any]]:
     if lowest is not None and lowest in http_runs:
         gateway = doc["ratios"][str(lowest)].get("gateway_adds_create_p50_ms")
     level = f"in flight {best['in_flight']}" if best else "best level"
+    auth = doc.get("auth_cost", {}).get("target")
+    extra = []
+    if auth is not None:
+        extra.append(
+            _target(
+                "fewer orders/s with authentication on than off (worst level and path), %",
+                f"<= {auth['goal_pct']:g}",
+                auth["worst_pct"],
+                lambda v: v <= auth["goal_pct"],
+            )
+        )
     return [
         _target(f"orders/s end to end via gRPC ({level})", ">= 1500", best_rate, lambda v: v >= 1500),
         _target(f"share of the bare pipeline ({level})", ">= 0.75", bare_share, lambda v: v >= 0.75),
@@ -499,6 +560,7 @@ def targets(doc: dict[str, Any]) -> list[dict[str, Any]]:
         ),
         _target(f"gateway adds to CreateOrder p50 (in flight {lowest}), ms", "<= 1", gateway, lambda v: v <= 1),
         _target(f"CPU-ms per order, 3 services + nats-server ({level})", "<= 1.5", cpu, lambda v: v <= 1.5),
+        *extra,
     ]
 
 
@@ -614,6 +676,76 @@ async def observability_cost(args: argparse.Namespace, root: Path, tag: str) -> 
     }
 
 
+AUTH_OFF_ENV = {"ORDER_SVC_INSECURE_NO_AUTH": "true"}
+
+
+async def auth_cost(args: argparse.Namespace, root: Path, tag: str) -> dict[str, Any]:
+    """The saga with authentication on and off, on two fresh systems side by side, and what auth costs.
+
+    *on* is the system as it ships: Envoy's jwt_authn checks every token, order_svc verifies it again,
+    each run's customer signed in once before measuring. *off* is the baseline: order_svc with
+    ``ORDER_SVC_INSECURE_NO_AUTH=true``, the gateway rendered without jwt_authn, no token sent.
+    Started after the other stacks stopped; see ``bench.authcost`` for the schedule.
+    """
+    if not args.auth_cost:
+        return {"skipped": "not asked for (--auth-cost)"}
+    if args.running:
+        return {"skipped": "--running given: the scenario starts its own systems, one with authentication off"}
+    started = time.perf_counter()
+    measure = Measure(args.auth_cost_count, args.auth_cost_levels, args.run_seconds, args.warmup, args.op_timeout, _log)
+    rounds = args.auth_cost_rounds
+    section: dict[str, Any] = {
+        "in_flight": list(measure.levels),
+        "orders_per_level": measure.count,
+        "rounds": rounds,
+        "run_budget_s": measure.budget_s,
+        "warmup": measure.warmup,
+        "systems": {
+            ON: "as shipped: Envoy's jwt_authn checks the bearer token, order_svc verifies it again "
+            "(each run's customer signed in once, before measuring)",
+            OFF: "baseline: order_svc with ORDER_SVC_INSECURE_NO_AUTH=true, the gateway rendered without "
+            "jwt_authn (GatewayConfig(verify_tokens=False)), no token sent",
+        },
+        "off_env": AUTH_OFF_ENV,
+        "schedule": "two fresh systems side by side; per level, rounds of every path on both back to back, "
+        "the first alternating (on, off, then off, on); figures pooled over the rounds",
+        "cost": "orders_per_second_pct = 100 * (1 - on/off) of the pooled rounds (also per round and their "
+        "median); system_cpu_pct = 100 * (1 - off/on) of the system's CPU-ms per order; *_added = on - off",
+    }
+    scenarios: dict[tuple[str, str], Scenario] = {}
+    async with contextlib.AsyncExitStack() as stack:
+        systems: dict[str, list[Scenario]] = {}
+        for system in SYSTEMS:
+            system_tag = f"{tag}-auth{system}"
+            endpoints = await start_system(
+                root / f"auth-{system}",
+                args,
+                system_tag,
+                stack,
+                extra_env=AUTH_OFF_ENV if system == OFF else None,
+                gateway_verify_tokens=system == ON,
+            )
+            systems[system] = await system_scenarios(
+                measure,
+                endpoints,
+                system_tag,
+                stack,
+                runs=round_names(measure.levels, rounds),
+                signed_in=system == ON,
+            )
+            if endpoints.gateway_skipped:
+                section["http_skipped"] = endpoints.gateway_skipped
+        vias = set.intersection(*({s.name for s in found} for found in systems.values()))
+        for system, found in systems.items():
+            for scenario in found:
+                if scenario.name in vias:
+                    scenarios[(scenario.name, system)] = scenario
+        results = await run_auth_cost(measure, rounds, scenarios)
+    section |= summarize(results, measure.levels)
+    section["elapsed_s"] = round(time.perf_counter() - started, 1)
+    return section
+
+
 async def run(args: argparse.Namespace) -> dict[str, Any]:
     """Everything, in order; every process started here is stopped before returning."""
     tag = f"bench{int(time.time())}"
@@ -679,6 +811,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             doc["peak_rss_mb"]["bench_client"] = peak_rss_mb(os.getpid())
             doc["load_average_at_end"] = loadavg()
         doc["provider_latency"] = await provider_latency(args, root, tag)
+        doc["auth_cost"] = await auth_cost(args, root, tag)
     finally:
         if args.keep:
             doc["work_dir"] = str(root)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -54,6 +55,41 @@ def _provider_latency(section: dict[str, Any]) -> list[str]:
     return lines
 
 
+def _pair(on: dict[str, Any], off: dict[str, Any], get: Callable[[dict[str, Any]], Any], digits: int = 1) -> str:
+    return f"{_fmt(get(on), digits)} / {_fmt(get(off), digits)}"
+
+
+def _auth_cost(section: dict[str, Any]) -> list[str]:
+    """Authentication on beside off: orders/s, CreateOrder p50/p99 and CPU per order, and the cost."""
+    runs = section.get("runs")
+    if not isinstance(runs, dict):
+        return []
+    lines = [
+        "",
+        "| in flight | via | orders/s on / off | fewer orders/s with auth, % | by round (median) "
+        "| CreateOrder p50 ms on / off | CreateOrder p99 ms on / off "
+        "| order_svc CPU-ms/order on / off | Envoy CPU-ms/order on / off | system CPU-ms/order on / off "
+        "| system CPU cost, % (1 - off/on) |",
+        "|---:|---|---:|---:|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for via, entries in runs.items():
+        for entry in entries:
+            on, off, cost = entry["on"], entry["off"], entry["cost"]
+            rounds = ", ".join(_fmt(pct) for pct in cost.get("orders_per_second_pct_by_round", []))
+            envoy = "-" if via != "http" else _pair(on, off, lambda r: r["cpu_ms_per_op"].get("envoy"), 2)
+            lines.append(
+                f"| {entry['in_flight']} | {via} | {_pair(on, off, lambda r: r['per_second'])} "
+                f"| {_fmt(cost['orders_per_second_pct'])} "
+                f"| {rounds} ({_fmt(cost.get('orders_per_second_pct_median_of_rounds'))}) "
+                f"| {_pair(on, off, lambda r: r['latency']['create_order']['p50_ms'], 2)} "
+                f"| {_pair(on, off, lambda r: r['latency']['create_order']['p99_ms'], 2)} "
+                f"| {_pair(on, off, lambda r: r['cpu_ms_per_op'].get('order_svc'), 2)} | {envoy} "
+                f"| {_pair(on, off, lambda r: r['cpu_ms_per_op'].get('system_total'), 2)} "
+                f"| {_fmt(cost.get('system_cpu_pct'))} |"
+            )
+    return lines
+
+
 def markdown(doc: dict[str, Any]) -> str:
     """Throughput, latency, cost and targets, one table each."""
     e2e, raw, ratios = doc.get("end_to_end", {}), doc.get("raw_limits", {}), doc.get("ratios", {})
@@ -99,6 +135,7 @@ def markdown(doc: dict[str, Any]) -> str:
         cpu = run.get("cpu_ms_per_op", {})
         lines.append(f"| {run['in_flight']} | " + " | ".join(_fmt(cpu.get(p), 2) for p in processes) + " |")
     lines += _provider_latency(doc.get("provider_latency", {}))
+    lines += _auth_cost(doc.get("auth_cost", {}))
     rss = doc.get("peak_rss_mb", {})
     lines += ["", "| peak RSS, MiB | " + " | ".join(rss) + " |", "|---|" + "---:|" * len(rss)]
     lines.append("| | " + " | ".join(_fmt(v) for v in rss.values()) + " |")

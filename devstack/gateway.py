@@ -99,6 +99,9 @@ class GatewayConfig:
     #: Percent of requests without a sampled ``traceparent`` that Envoy starts a trace for.
     trace_sampling_percent: float = 100.0
     upstreams: tuple[tuple[str, int], ...] = ()
+    #: Benchmark baseline only (``python -m bench --auth-cost``): False renders no jwt_authn filter, so no
+    #: request is checked for a token (and the write limit, finding no subject, limits nothing). Never deploy it.
+    verify_tokens: bool = True
 
     def __post_init__(self) -> None:
         if self.rate_limit_per_minute < 1 or self.rate_limit_burst < 1:
@@ -334,7 +337,8 @@ def render(config: GatewayConfig, source: Path = ENVOY_YAML) -> dict[str, Any]:
     the web page path, the identity provider (jwt_authn's issuer, audience and JWKS URL, the
     provider's cluster, the Host of ``/oauth2/token``, ``/config.json``) and the write limit's
     token buckets; with ``otlp_endpoint``, a ``tracing`` block and the collector's cluster are added.
-    Everything else is envoy.yaml as written.
+    Everything else is envoy.yaml as written, except with ``verify_tokens=False`` (benchmark baseline
+    only): then the jwt_authn filter, its provider and its rules are left out.
     """
     doc: dict[str, Any] = yaml.safe_load(source.read_text())
     doc["admin"]["address"]["socket_address"] = {"address": config.admin_host, "port_value": config.admin_port}
@@ -364,6 +368,8 @@ def render(config: GatewayConfig, source: Path = ENVOY_YAML) -> dict[str, Any]:
     _render_rate_limit(hcm, config)
     if config.otlp_endpoint:
         _render_tracing(doc, hcm, config)
+    if not config.verify_tokens:
+        hcm["http_filters"] = [f for f in hcm["http_filters"] if f["name"] != _JWT]
     return doc
 
 

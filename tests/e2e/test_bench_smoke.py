@@ -22,6 +22,10 @@ PROVIDER_LATENCY_MS = 100
 PROVIDER_LEVELS = [1, 4]
 PROVIDER_COUNT = 10
 PERCENTILES = ("p50_ms", "p95_ms", "p99_ms", "max_ms")
+# The auth-cost section: two more systems (authentication on, off), few orders over two alternating rounds.
+AUTH_LEVELS = [1, 4]
+AUTH_COUNT = 20
+AUTH_ROUNDS = 2
 
 
 def check_runs(
@@ -49,6 +53,8 @@ def test_bench_prints_one_json_document_with_every_section(tmp_path: Path) -> No
     command += ["--warmup", "10", "--run-seconds", "120", "--output", str(out)]
     command += ["--provider-latency-ms", str(PROVIDER_LATENCY_MS), "--provider-latency-count", str(PROVIDER_COUNT)]
     command += ["--provider-latency-in-flight", ",".join(map(str, PROVIDER_LEVELS))]
+    command += ["--auth-cost", "--auth-cost-count", str(AUTH_COUNT), "--auth-cost-rounds", str(AUTH_ROUNDS)]
+    command += ["--auth-cost-in-flight", ",".join(map(str, AUTH_LEVELS))]
     env = {k: v for k, v in os.environ.items() if k != "MONGODB_URI"}
     done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=280, check=False)
     assert done.returncode == 0, done.stderr[-4000:]
@@ -85,7 +91,7 @@ def test_bench_prints_one_json_document_with_every_section(tmp_path: Path) -> No
     assert {"order_svc", "payment_svc", "notification_svc", "nats-server", "echo_server", "bare_order"} <= set(rss)
     assert all(mb is None or mb > 0 for mb in rss.values()), rss
 
-    assert len(doc["targets"]) == 5
+    assert len(doc["targets"]) == 6  # the sixth: what authentication costs
     for target in doc["targets"]:
         assert {"target", "goal", "measured", "met"} <= set(target)
     assert all(percent is None or percent >= 0 for percent in doc["idle_cpu_percent"].values())
@@ -105,10 +111,49 @@ def test_bench_prints_one_json_document_with_every_section(tmp_path: Path) -> No
             # Every charge sleeps the provider's latency: a negative remainder means the env never reached it.
             assert summary["p50_ms"] >= 0, (name, summary)
 
+    check_auth_cost(doc["auth_cost"], services, isinstance(http, list))
+
     tables = markdown(doc)
     assert "| 16 | grpc |" in tables
     assert f"| in flight (provider {PROVIDER_LATENCY_MS} ms, gRPC) |" in tables
     assert "| peak RSS, MiB |" in tables
+    assert "| 4 | grpc |" in tables.split("orders/s on / off", 1)[1]
+
+
+def check_auth_cost(section: dict[str, Any], services: set[str], with_http: bool) -> None:
+    """Both systems at every level on every path, pooled over the rounds, and the cost of auth beside them."""
+    assert section["in_flight"] == AUTH_LEVELS
+    assert section["orders_per_level"] == AUTH_COUNT
+    assert section["rounds"] == AUTH_ROUNDS
+    assert section["off_env"] == {"ORDER_SVC_INSECURE_NO_AUTH": "true"}
+    vias = {"grpc", "http"} if with_http else {"grpc"}
+    assert set(section["runs"]) == vias
+    for via, entries in section["runs"].items():
+        processes = services | {"envoy"} if via == "http" else services
+        check_runs([e["on"] for e in entries], SAGA_LATENCIES, processes, AUTH_LEVELS, AUTH_COUNT)
+        check_runs([e["off"] for e in entries], SAGA_LATENCIES, processes, AUTH_LEVELS, AUTH_COUNT)
+        for entry in entries:
+            for system in ("on", "off"):
+                assert entry[system]["rounds"] == AUTH_ROUNDS
+                assert len(entry[system]["per_second_by_round"]) == AUTH_ROUNDS
+            cost = entry["cost"]
+            on, off = entry["on"]["per_second"], entry["off"]["per_second"]
+            assert cost["orders_per_second_pct"] == pytest.approx(100 * (1 - on / off), abs=0.01)
+            assert len(cost["orders_per_second_pct_by_round"]) == AUTH_ROUNDS
+            assert cost["orders_per_second_pct_median_of_rounds"] is not None
+            system_on, system_off = (
+                entry["on"]["cpu_ms_per_op"]["system_total"],
+                entry["off"]["cpu_ms_per_op"]["system_total"],
+            )
+            assert cost["system_cpu_pct"] == pytest.approx(100 * (1 - system_off / system_on), abs=0.01)
+            assert {"create_order_p50_ms_added", "create_order_p99_ms_added"} <= set(cost)
+            expected = {"order_svc", "system_total"} | ({"envoy"} if via == "http" else set())
+            assert set(cost["cpu_ms_per_order_added"]) == expected
+    target = section["target"]
+    assert target["goal_pct"] == 5.0
+    worst = max(e["cost"]["orders_per_second_pct"] for entries in section["runs"].values() for e in entries)
+    assert target["worst_pct"] == worst
+    assert target["met"] is (worst <= 5.0)
 
 
 COST_LEVELS = [1, 4]
