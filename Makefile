@@ -7,10 +7,11 @@ VENV := .venv
 BIN := $(CURDIR)/$(VENV)/bin
 RUNTIME := $(VENV)/.runtime
 STAMP := $(VENV)/.installed
+REDOC := third_party/redoc/redoc.standalone.js
 PIP_INSTALL := $(BIN)/pip install -q --disable-pip-version-check -c constraints.txt
 export PATH := $(BIN):$(PATH)
 
-.PHONY: help venv venv-runtime architecture gen check-gen vendor lint fmt typecheck buf check test test-unit test-contract \
+.PHONY: help venv venv-runtime docs-ui architecture gen check-gen vendor lint fmt typecheck buf check test test-unit test-contract \
         test-integration test-e2e release-contracts lock clean up bench chaos
 
 help: ## List the targets (colour only on a terminal)
@@ -29,7 +30,15 @@ $(STAMP): $(RUNTIME)
 
 venv-runtime: $(RUNTIME) ## Create .venv with only what running the system needs (the services, the stack binaries, the client)
 
-venv: $(STAMP) ## Create .venv with everything: the runtime plus the developer toolchain (pinned by constraints.txt)
+venv: $(STAMP) docs-ui ## Create .venv with everything: the runtime plus the developer toolchain (pinned by constraints.txt)
+
+# The gateway's /docs page runs Redoc from the gateway itself, never a CDN: the pinned release, fetched once with
+# the machine's npm from the npm registry and checked against its pinned integrity. Without npm (or offline) it
+# says so and /docs is a notice; /openapi.json is served either way.
+docs-ui: $(REDOC) ## Copy the /docs page's script (Redoc, pinned in devstack/redoc.py) from the npm registry with npm
+
+$(REDOC): devstack/redoc.py
+	$(PYTHON) -m devstack.redoc install --optional
 
 vendor: $(STAMP) ## Copy the third-party protos (google.api/rpc/type) into third_party/proto for buf
 	$(BIN)/python -m tools.protogen vendor
@@ -65,7 +74,7 @@ architecture: $(STAMP) ## The import rules (import-linter): runtime apart from t
 
 check: lint typecheck architecture buf check-gen ## Every static check: ruff, mypy, import rules, buf, stale gen/
 
-up: $(RUNTIME) ## Run the whole system here (nats-server, 3 services, Envoy on http://127.0.0.1:8080); Ctrl-C stops it; CLUSTER=1: 3 NATS nodes, 2 replicas each
+up: $(RUNTIME) docs-ui ## Run the whole system here (nats-server, 3 services, Envoy on http://127.0.0.1:8080); Ctrl-C stops it; CLUSTER=1: 3 NATS nodes, 2 replicas each
 	@$(BIN)/python -m devstack.up
 
 chaos: $(STAMP) ## Orders through the gateway while NATS nodes and replicas fail; one JSON verdict, exit 1 if an invariant broke (CHAOS_ARGS=...)
@@ -74,19 +83,19 @@ chaos: $(STAMP) ## Orders through the gateway while NATS nodes and replicas fail
 bench: $(STAMP) ## Benchmark the saga end to end beside this machine's raw limits; one JSON document (BENCH_ARGS=...)
 	@$(BIN)/python -m bench $(BENCH_ARGS)
 
-test: check ## Install what is missing, run every check and every test tier
+test: check docs-ui ## Install what is missing, run every check and every test tier
 	pytest
 
 test-unit: $(STAMP) ## Only the fast unit tests
 	pytest -m unit
 
-test-contract: $(STAMP) ## Only the contract tests
+test-contract: $(STAMP) docs-ui ## Only the contract tests
 	pytest -m contract
 
 test-integration: $(STAMP) ## Only the integration tests (real nats-server, stores and service processes)
 	pytest -m integration
 
-test-e2e: $(STAMP) ## Only the end-to-end tests (every process plus Envoy, and `make up` itself)
+test-e2e: $(STAMP) docs-ui ## Only the end-to-end tests (every process plus Envoy, and `make up` itself)
 	pytest -m e2e
 
 lock: ## Re-pin constraints.txt from a fresh resolve of pyproject.toml

@@ -38,13 +38,19 @@ class DomainError(Exception):
 
 
 class InvalidArgument(DomainError):
-    """The request is malformed; ``violations`` lists every bad field."""
+    """The request is malformed; ``violations`` lists every bad field.
+
+    The message names each of them too (``field: description; ...``), so that a person reading only the
+    message (a ``google.rpc.Status`` JSON body, a log line) knows what to fix.
+    """
 
     reason = "INVALID_ARGUMENT"
 
-    def __init__(self, violations: Sequence[FieldViolation], message: str = "the request has invalid fields") -> None:
-        super().__init__(message)
+    def __init__(self, violations: Sequence[FieldViolation], message: str = "") -> None:
         self.violations = tuple(violations)
+        super().__init__(
+            message or "; ".join(f"{v.field}: {v.description}" for v in self.violations) or "the request is invalid"
+        )
 
 
 class NotFound(DomainError):

@@ -21,12 +21,16 @@ from urllib.parse import urlsplit
 import yaml
 
 from devstack.binaries import binary
+from devstack.redoc import BUNDLE as REDOC
 
 __all__ = [
     "DESCRIPTOR",
+    "DOCS_PAGE",
     "ENVOY_YAML",
     "IDENTITY_HEADER",
+    "OPENAPI",
     "PAGE",
+    "REDOC",
     "TRACING_CLUSTER",
     "GatewayConfig",
     "envoy_command",
@@ -41,6 +45,11 @@ ROOT = Path(__file__).resolve().parents[1]
 ENVOY_YAML = ROOT / "envoy.yaml"
 DESCRIPTOR = ROOT / "gateway" / "orders_descriptor.binpb"
 PAGE = ROOT / "client" / "web" / "index.html"
+#: The API's OpenAPI document (``make gen``), served at /openapi.json, and its reference page at /docs.
+OPENAPI = ROOT / "gateway" / "openapi.json"
+DOCS_PAGE = ROOT / "gateway" / "docs.html"
+#: The routes that serve a file, by path: each renders to the ``GatewayConfig`` field of that name.
+_FILE_ROUTES = {"/": "page", "/openapi.json": "openapi", "/docs": "docs_page", "/docs/redoc.standalone.js": "redoc"}
 
 _TRANSCODER = "envoy.filters.http.grpc_json_transcoder"
 _JWT = "envoy.filters.http.jwt_authn"
@@ -64,6 +73,12 @@ _PLACEHOLDER = """<!doctype html>
 <p>The web page (<code>client/web/index.html</code>) is not in this checkout. The API works:
 <code>curl http://HOST/v1/orders</code>.</p></body></html>
 """
+_NO_REDOC = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>Order saga API reference</title></head>
+<body><h1>Order saga API reference</h1>
+<p>The reference page's script (Redoc) is not installed with this gateway: run <code>make docs-ui</code>
+(it needs npm). The API's OpenAPI document is at <a href="/openapi.json">/openapi.json</a>.</p></body></html>
+"""
 
 
 @dataclass(frozen=True)
@@ -86,6 +101,9 @@ class GatewayConfig:
     admin_host: str = "127.0.0.1"
     descriptor: Path = DESCRIPTOR
     page: Path = PAGE
+    openapi: Path = OPENAPI
+    docs_page: Path = DOCS_PAGE
+    redoc: Path = REDOC  # absent (no npm): /docs is a notice and the script's path a 404
     issuer: str = "http://127.0.0.1:9400"
     audience: str = "order-saga"
     jwks_url: str = ""
@@ -249,6 +267,27 @@ def _render_identity(doc: dict[str, Any], hcm: dict[str, Any], config: GatewayCo
     config_route["direct_response"]["body"] = {"inline_string": json.dumps(config.page_config(), separators=(",", ":"))}
 
 
+def _render_files(hcm: dict[str, Any], config: GatewayConfig) -> None:
+    """The files the gateway serves (page, OpenAPI document, reference page, Redoc), or a notice without Redoc."""
+    served = [r for r in _routes(hcm) if "filename" in r.get("direct_response", {}).get("body", {})]
+    if sorted(r["match"].get("path", "") for r in served) != sorted(_FILE_ROUTES):
+        raise ValueError(f"envoy.yaml: expected routes serving files at {sorted(_FILE_ROUTES)}")
+    for route in served:
+        route["direct_response"]["body"]["filename"] = str(getattr(config, _FILE_ROUTES[route["match"]["path"]]))
+    if not config.redoc.is_file():
+        for route in served:
+            if route["match"]["path"] == "/docs":
+                route["direct_response"]["body"] = {"inline_string": _NO_REDOC}
+            elif route["match"]["path"] == "/docs/redoc.standalone.js":
+                route["direct_response"] = {
+                    "status": 404,
+                    "body": {
+                        "inline_string": "the reference page's script (Redoc) is not installed: run `make docs-ui`"
+                    },
+                }
+                route.pop("response_headers_to_add", None)
+
+
 def _render_rate_limit(hcm: dict[str, Any], config: GatewayConfig) -> None:
     """The write limit's per-customer token bucket, from ``config``."""
     limit = _one((f["typed_config"] for f in hcm["http_filters"] if f["name"] == _RATE_LIMIT), "local_ratelimit")
@@ -334,11 +373,13 @@ def render(config: GatewayConfig, source: Path = ENVOY_YAML) -> dict[str, Any]:
 
     Only these are rewritten: the admin and listener addresses, the order_svc endpoints
     (``STRICT_DNS`` when one is a host name, as in docker-compose), the descriptor set path,
-    the web page path, the identity provider (jwt_authn's issuer, audience and JWKS URL, the
-    provider's cluster, the Host of ``/oauth2/token``, ``/config.json``) and the write limit's
-    token buckets; with ``otlp_endpoint``, a ``tracing`` block and the collector's cluster are added.
-    Everything else is envoy.yaml as written, except with ``verify_tokens=False`` (benchmark baseline
-    only): then the jwt_authn filter, its provider and its rules are left out.
+    the paths of the files served (the web page, the OpenAPI document, the reference page and
+    its Redoc script; without Redoc, /docs is a notice), the identity provider (jwt_authn's
+    issuer, audience and JWKS URL, the provider's cluster, the Host of ``/oauth2/token``,
+    ``/config.json``) and the write limit's token buckets; with ``otlp_endpoint``, a ``tracing``
+    block and the collector's cluster are added. Everything else is envoy.yaml as written, except
+    with ``verify_tokens=False`` (benchmark baseline only): then the jwt_authn filter, its provider
+    and its rules are left out.
     """
     doc: dict[str, Any] = yaml.safe_load(source.read_text())
     doc["admin"]["address"]["socket_address"] = {"address": config.admin_host, "port_value": config.admin_port}
@@ -351,16 +392,7 @@ def render(config: GatewayConfig, source: Path = ENVOY_YAML) -> dict[str, Any]:
     )
     transcoder = _one((f["typed_config"] for f in hcm["http_filters"] if f["name"] == _TRANSCODER), "transcoder")
     transcoder["proto_descriptor"] = str(config.descriptor)
-    page_route = _one(
-        (
-            route
-            for host in hcm["route_config"]["virtual_hosts"]
-            for route in host["routes"]
-            if "filename" in route.get("direct_response", {}).get("body", {})
-        ),
-        "route serving a file",
-    )
-    page_route["direct_response"]["body"]["filename"] = str(config.page)
+    _render_files(hcm, config)
 
     cluster = _one((c for c in doc["static_resources"]["clusters"] if c["name"] == "order_svc"), "order_svc cluster")
     _point_cluster_at_all(cluster, config.order_svc_endpoints, "order_svc")

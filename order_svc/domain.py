@@ -39,6 +39,7 @@ __all__ = [
     "StepActor",
     "StepKind",
     "place_order",
+    "validate_order_id",
 ]
 
 KNOWN_PAYMENT_METHODS = frozenset({"pm_card_visa", "pm_card_mastercard", "pm_card_amex", "pm_card_declined"})
@@ -47,6 +48,9 @@ MAX_QUANTITY = 1000
 MAX_ID_LENGTH = 128
 MAX_UNIT_PRICE_UNITS = 10**12  # keeps any total within google.type.Money's int64 units
 _CURRENCY = re.compile(r"^[A-Z]{3}$")
+#: Every order id is a UUID in its canonical text form (chassis.ids: new_id, derived_id).
+_ORDER_ID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
 
 class OrderState(StrEnum):
@@ -350,6 +354,19 @@ def _validate_money(path: str, item: LineItemDraft, violations: list[FieldViolat
         violations.append(FieldViolation(path, "must not be negative"))
     elif item.units > MAX_UNIT_PRICE_UNITS:
         violations.append(FieldViolation(f"{path}.units", f"must be at most {MAX_UNIT_PRICE_UNITS:,}"))
+
+
+def validate_order_id(order_id: str) -> None:
+    """InvalidArgument naming ``order_id`` unless it is a well-formed order id (a UUID), before any lookup."""
+    if not order_id:
+        problem = "is required: the orderId that CreateOrder returned"
+    elif _CONTROL.search(order_id):
+        problem = "must not contain control characters"
+    elif not _ORDER_ID.fullmatch(order_id):
+        problem = "must be a UUID such as 3b241101-e2bb-4255-8caf-4136c566a962 (the orderId that CreateOrder returned)"
+    else:
+        return
+    raise InvalidArgument([FieldViolation("order_id", problem)])
 
 
 def place_order(draft: OrderDraft, order_id: str, now: datetime) -> Order:

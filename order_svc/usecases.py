@@ -22,6 +22,7 @@ from order_svc.domain import (
     OrderNotFound,
     PaymentOutcome,
     place_order,
+    validate_order_id,
 )
 from order_svc.events import events_for
 from order_svc.store import OrderStore
@@ -93,7 +94,11 @@ class OrderUseCases:
         return order
 
     async def get(self, order_id: str, caller: Caller) -> Order:
-        """The order, if the caller may read it; another customer's order is NOT_FOUND, like an unknown id."""
+        """The order, if the caller may read it; another customer's order is NOT_FOUND, like an unknown id.
+
+        An id that is not a UUID (as every order id is) is INVALID_ARGUMENT naming ``order_id``.
+        """
+        validate_order_id(order_id)
         order = await self._get(order_id)
         if not caller.may_read(order):
             raise OrderNotFound(order_id)
@@ -130,7 +135,8 @@ class OrderUseCases:
         raise RuntimeError(f"orders/{order_id} kept changing under {MAX_SAVE_ATTEMPTS} attempts")
 
     async def cancel(self, order_id: str, reason: str, caller: Caller) -> Order:
-        """The customer cancels their own order; anyone else's is NOT_FOUND."""
+        """The customer cancels their own order; anyone else's is NOT_FOUND (a malformed id: INVALID_ARGUMENT)."""
+        validate_order_id(order_id)
         if not caller.may_change(await self._get(order_id)):
             raise OrderNotFound(order_id)
         order = await self._change(order_id, lambda o: o.cancel(reason, self._clock()))

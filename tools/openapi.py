@@ -13,7 +13,8 @@ What comes from where:
   messages flattened as ``a.b``), as Envoy's gRPC-JSON transcoder reads them;
 - ``body: "field"`` sends that field's schema, ``body: "*"`` the request message less
   its path fields; ``response_body`` picks a field of the response;
-- schemas follow the proto3 JSON mapping: ``json_name`` property names, 64-bit
+- schemas follow the proto3 JSON mapping: ``json_name`` property names (other keys are
+  ignored, but never the empty one: ``propertyNames``), 64-bit
   integers as strings, enums as their value names, bytes as base64, maps as objects,
   repeated fields as arrays, messages as ``$ref`` components named by their full proto
   name, well-known types (``Timestamp``, ``Duration``, wrappers, ``Struct``…) inline in
@@ -22,12 +23,18 @@ What comes from where:
 - ``google.api.field_behavior``: ``REQUIRED`` → ``required``, ``OUTPUT_ONLY`` →
   ``readOnly``, ``INPUT_ONLY`` → ``writeOnly``;
 - a server stream is ``text/event-stream`` (Envoy's ``stream_sse_style_delimited``):
-  one ``data: <message JSON>`` event per message;
+  one ``data: <message JSON>`` event per message, its ``schema`` that of one event;
 - errors are ``google.rpc.Status`` JSON at the HTTP status Envoy maps each gRPC code
-  to, its ``details`` the ``@type``-tagged detail messages the services attach.
+  to, its ``details`` the ``@type``-tagged detail messages the services attach;
+- ``links``: an operation whose response message has a field that another operation
+  takes as its whole path (``{order_id}``), and that was not called with that value
+  already, links to it, the value taken from the response body
+  (``$response.body#/orderId``): clients and fuzzers follow CreateOrder to GetOrder,
+  CancelOrder and WatchOrder.
 
 What the protos cannot say (the bearer scheme, header parameters carried as gRPC
-metadata, which error details the services send) is the ``Api`` configuration below.
+metadata, which error details the services send, the ranges, lengths and formats the
+services' domain rules accept) is the ``Api`` configuration below.
 """
 
 from __future__ import annotations
@@ -77,6 +84,9 @@ class Api:
     headers: Mapping[str, Sequence[Header]] = field(default_factory=dict)  # by method name
     # The detail messages a repeated google.protobuf.Any field carries, by the field's full name.
     any_types: Mapping[str, Sequence[str]] = field(default_factory=dict)
+    # JSON Schema keywords the services' rules add to a field (ranges, lengths, patterns, formats), by the
+    # field's full name; for a repeated field they apply to the array (minItems, maxItems).
+    field_schemas: Mapping[str, Json] = field(default_factory=dict)
 
 
 ORDERS_API = Api(
@@ -109,6 +119,27 @@ ORDERS_API = Api(
             "google.rpc.ResourceInfo",
             "google.rpc.PreconditionFailure",
         )
+    },
+    # order_svc/domain.py (place_order, validate_order_id) and chassis/paging.py: what a request must satisfy
+    # besides its JSON shape. A value outside them is a 400 naming the field; tests/contract/test_openapi.py
+    # holds each number equal to the constant the service checks.
+    field_schemas={
+        "orders.v1.Order.order_id": {"format": "uuid"},
+        "orders.v1.GetOrderRequest.order_id": {"format": "uuid"},
+        "orders.v1.CancelOrderRequest.order_id": {"format": "uuid"},
+        "orders.v1.WatchOrderRequest.order_id": {"format": "uuid"},
+        "orders.v1.Order.customer_id": {"maxLength": 128},
+        "orders.v1.Order.line_items": {"minItems": 1, "maxItems": 100},
+        "orders.v1.Order.payment_method": {
+            "enum": ["", "pm_card_amex", "pm_card_declined", "pm_card_mastercard", "pm_card_visa"]
+        },
+        "orders.v1.LineItem.sku": {"minLength": 1, "maxLength": 128, "pattern": r"\S"},
+        "orders.v1.LineItem.quantity": {"minimum": 1, "maximum": 1000},
+        "orders.v1.LineItem.unit_price": {"required": ["currencyCode"]},
+        "google.type.Money.currency_code": {"pattern": "^[A-Z]{3}$"},
+        "google.type.Money.units": {"pattern": "^[0-9]+$"},
+        "google.type.Money.nanos": {"minimum": 0, "maximum": 999999999},
+        "orders.v1.ListOrdersRequest.page_size": {"minimum": 0},
     },
 )
 
@@ -357,9 +388,13 @@ def _is_map(index: _Index, f: descriptor_pb2.FieldDescriptorProto) -> bool:
 class _Schemas:
     """Builds schemas and collects the components they refer to."""
 
-    def __init__(self, index: _Index, any_types: Mapping[str, Sequence[str]]) -> None:
+    def __init__(
+        self, index: _Index, any_types: Mapping[str, Sequence[str]], field_schemas: Mapping[str, Json]
+    ) -> None:
         self.index = index
         self.any_types = any_types
+        self.field_schemas = field_schemas
+        self._constrained: set[str] = set()
         self._wanted: set[str] = set()
         self._built: dict[str, Json] = {}
 
@@ -391,6 +426,17 @@ class _Schemas:
             "required": ["@type"],
         }
 
+    def constraints(self, owner: str, f: descriptor_pb2.FieldDescriptorProto) -> Json:
+        """The keywords ``Api.field_schemas`` adds to the field (none for most)."""
+        name = f"{owner}.{f.name}"
+        if name in self.field_schemas:
+            self._constrained.add(name)
+        return dict(self.field_schemas.get(name, {}))
+
+    def unused_constraints(self) -> list[str]:
+        """``Api.field_schemas`` entries that named no field of the document (a typo, a renamed field)."""
+        return sorted(set(self.field_schemas) - self._constrained)
+
     def field(self, owner: str, f: descriptor_pb2.FieldDescriptorProto) -> Json:
         """The schema of a field as a property: arrays, maps, description, readOnly/writeOnly."""
         if _is_map(self.index, f):
@@ -403,6 +449,7 @@ class _Schemas:
             schema = {"type": "array", "items": self.value(owner, f)}
         else:
             schema = dict(self.value(owner, f))
+        schema |= self.constraints(owner, f)
         behaviors = _behaviors(f)
         if field_behavior_pb2.OUTPUT_ONLY in behaviors:
             schema["readOnly"] = True
@@ -418,10 +465,15 @@ class _Schemas:
         return schema
 
     def object(self, owner: str, fields: Sequence[descriptor_pb2.FieldDescriptorProto], description: str) -> Json:
-        """An object schema of some fields of ``owner``."""
+        """An object schema of some fields of ``owner``.
+
+        Other keys are allowed (the transcoder ignores a key it does not know) but not the empty one, which
+        protobuf's JSON parser refuses ("Proto fields must have a name").
+        """
         schema: Json = {
             "type": "object",
             "properties": {_json_name(f): self.field(owner, f) for f in fields},
+            "propertyNames": {"minLength": 1},
         }
         required = [_json_name(f) for f in fields if field_behavior_pb2.REQUIRED in _behaviors(f)]
         if required:
@@ -545,7 +597,8 @@ class _Operations:
             description = self.index.field_comment(owner, f)
             if pattern and pattern != "*":
                 description = f"{description}\n\nMatches `{pattern}`.".strip()
-            yield {"name": variable, "in": "path", "required": True, "schema": dict(self.schemas.value(owner, f))} | (
+            schema = dict(self.schemas.value(owner, f)) | self.schemas.constraints(owner, f)
+            yield {"name": variable, "in": "path", "required": True, "schema": schema} | (
                 {"description": description} if description else {}
             )
 
@@ -579,7 +632,8 @@ class _Operations:
             description = self.index.messages[response].comment or "OK"
         if not method.proto.server_streaming:
             return {"description": description, "content": {"application/json": {"schema": schema}}}
-        # OpenAPI 3.1 cannot type the events of a stream; x-itemSchema is 3.2's itemSchema, ahead of time.
+        # OpenAPI 3.1 has no itemSchema (3.2 has): for an event stream, `schema` describes one event, the
+        # reading of tools that validate streams (Schemathesis checks each event of WatchOrder against it).
         event = {
             "type": "object",
             "required": ["data"],
@@ -589,10 +643,10 @@ class _Operations:
             "description": (
                 "A stream of Server-Sent Events: each event is one line "
                 f"`data: <{response.rpartition('.')[2]} JSON>` followed by a blank line "
-                "(`x-itemSchema` describes one event). The stream ends when the call does; "
+                "(`schema` describes one event). The stream ends when the call does; "
                 "an error before the first event is an error response like any other."
             ),
-            "content": {"text/event-stream": {"schema": {"type": "string"}, "x-itemSchema": event}},
+            "content": {"text/event-stream": {"schema": event}},
         }
 
     def operation(self, service: _Service, method: _Method, binding: _Binding, operation_id: str) -> tuple[str, Json]:
@@ -633,13 +687,50 @@ class _Operations:
         return path, operation
 
 
+def _add_links(index: _Index, built: Sequence[tuple[str, _Method, _Binding, Json]]) -> None:
+    """OpenAPI links: from each unary response message to every other operation whose path it fills.
+
+    An operation whose path variables are all top-level fields of the response message (``{order_id}``
+    and ``Order.order_id``) can be called with what the response says: ``$response.body#/orderId``.
+    Only from an operation that did not have those values already (CreateOrder, not GetOrder): that is
+    where a client learns them.
+    """
+    takes: dict[str, list[str]] = {}
+    for operation_id, _, binding, _ in built:
+        variables = [variable for variable, _ in _TEMPLATE_VARIABLE.findall(binding.template)]
+        if variables and not any("." in v for v in variables):
+            takes[operation_id] = variables
+    for operation_id, method, binding, operation in built:
+        if method.proto.server_streaming or binding.response_body:
+            continue
+        response = method.proto.output_type.lstrip(".")
+        fields = {
+            f.name: _json_name(f)
+            for f in index.messages[response].proto.field
+            if f.label != _FDP.LABEL_REPEATED and f.type not in (_FDP.TYPE_MESSAGE, _FDP.TYPE_GROUP)
+        }
+        short = response.rpartition(".")[2]
+        links = {
+            target: {
+                "operationId": target,
+                "parameters": {v: f"$response.body#/{fields[v]}" for v in variables},
+                "description": f"{target} on the {short} returned, by its {', '.join(fields[v] for v in variables)}.",
+            }
+            for target, variables in sorted(takes.items())
+            if all(v in fields for v in variables) and not set(variables) & set(takes.get(operation_id, ()))
+        }
+        if links:
+            operation["responses"]["200"]["links"] = links
+
+
 def build(fds: descriptor_pb2.FileDescriptorSet, api: Api = ORDERS_API) -> Json:
     """The OpenAPI 3.1 document of ``api.service``'s HTTP rules in ``fds`` (compiled with source info)."""
     index = _Index(fds)
     service = index.services[api.service]
-    schemas = _Schemas(index, api.any_types)
+    schemas = _Schemas(index, api.any_types, api.field_schemas)
     operations = _Operations(api, index, schemas)
     paths: dict[str, Json] = {}
+    built: list[tuple[str, _Method, _Binding, Json]] = []
     for method in service.methods:
         for n, binding in enumerate(_bindings(method.proto)):
             operation_id = method.proto.name if n == 0 else f"{method.proto.name}{n + 1}"
@@ -647,6 +738,8 @@ def build(fds: descriptor_pb2.FileDescriptorSet, api: Api = ORDERS_API) -> Json:
             if binding.verb in paths.get(path, {}):
                 raise ValueError(f"two HTTP rules for {binding.verb.upper()} {path}")
             paths.setdefault(path, {})[binding.verb] = operation
+            built.append((operation_id, method, binding, operation))
+    _add_links(index, built)
 
     status = schemas.ref("google.rpc.Status")
     error_content = {"application/json": {"schema": status}}
@@ -671,6 +764,9 @@ def build(fds: descriptor_pb2.FileDescriptorSet, api: Api = ORDERS_API) -> Json:
     tag: Json = {"name": service.proto.name}
     if service.comment:
         tag["description"] = service.comment
+    components = schemas.components()
+    if unused := schemas.unused_constraints():
+        raise ValueError(f"Api.field_schemas names fields the document does not have: {', '.join(unused)}")
     return {
         "openapi": "3.1.0",
         "info": info,
@@ -678,7 +774,7 @@ def build(fds: descriptor_pb2.FileDescriptorSet, api: Api = ORDERS_API) -> Json:
         "tags": [tag],
         "paths": paths,
         "components": {
-            "schemas": schemas.components(),
+            "schemas": components,
             "responses": responses,
             "securitySchemes": {
                 "bearerAuth": {

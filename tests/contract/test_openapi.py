@@ -16,6 +16,12 @@ from openapi_spec_validator import OpenAPIV31SpecValidator, validate
 from openapi_spec_validator.validation.exceptions import OpenAPIValidationError
 from orders.v1 import orders_pb2
 
+from chassis.errors import InvalidArgument
+from chassis.ids import derived_id, new_id
+from chassis.money import NANOS_PER_UNIT
+from chassis.paging import page_size as page_size_of
+from devstack.gateway import OPENAPI as GATEWAY_OPENAPI
+from order_svc import domain
 from order_svc.grpc_api import MAX_IDEMPOTENCY_KEY_LENGTH
 from tools import openapi, protogen
 
@@ -121,7 +127,7 @@ def test_watch_order_is_a_text_event_stream_of_order_json(doc: Json) -> None:
     assert (verb, path) == ("get", "/v1/orders/{order_id}:watch")
     content = op["responses"]["200"]["content"]
     assert list(content) == ["text/event-stream"]
-    data = content["text/event-stream"]["x-itemSchema"]["properties"]["data"]
+    data = content["text/event-stream"]["schema"]["properties"]["data"]
     assert data["contentMediaType"] == "application/json"
     assert data["contentSchema"] == {"$ref": ORDER}
 
@@ -222,3 +228,53 @@ def test_stale_check_flags_the_document_behind_a_changed_proto(tmp_path: Path) -
     orders.write_text(orders.read_text().replace("// Returns one order.", "// Returns exactly one order."))
     problems = protogen.diff(proto_dir=proto)
     assert "openapi.json: stale" in problems
+
+
+def test_create_order_links_to_the_operations_on_the_order_it_returns(doc: Json) -> None:
+    ops = _operations(doc)
+    links = ops["CreateOrder"][2]["responses"]["200"]["links"]
+    assert {name: link["operationId"] for name, link in links.items()} == {
+        "GetOrder": "GetOrder",
+        "CancelOrder": "CancelOrder",
+        "WatchOrder": "WatchOrder",
+    }
+    for link in links.values():
+        assert link["parameters"] == {"order_id": "$response.body#/orderId"}
+        _, _, target = ops[link["operationId"]]
+        assert [p["name"] for p in target["parameters"] if p["in"] == "path"] == ["order_id"]
+    assert "orderId" in doc["components"]["schemas"]["orders.v1.Order"]["properties"]
+    for name in ("ListOrders", "GetOrder", "CancelOrder", "WatchOrder"):
+        assert "links" not in ops[name][2]["responses"]["200"], name
+
+
+def test_the_rules_the_document_states_are_the_ones_order_svc_checks(doc: Json) -> None:
+    """Each number, pattern and list of openapi.ORDERS_API.field_schemas, against the constant the service uses."""
+    schemas = doc["components"]["schemas"]
+    order = schemas["orders.v1.Order"]["properties"]
+    item = schemas["orders.v1.LineItem"]["properties"]
+    money = schemas["google.type.Money"]["properties"]
+    assert order["customerId"]["maxLength"] == domain.MAX_ID_LENGTH
+    assert (order["lineItems"]["minItems"], order["lineItems"]["maxItems"]) == (1, domain.MAX_LINE_ITEMS)
+    assert set(order["paymentMethod"]["enum"]) == {"", *domain.KNOWN_PAYMENT_METHODS}
+    assert (item["sku"]["minLength"], item["sku"]["maxLength"]) == (1, domain.MAX_ID_LENGTH)
+    assert (item["quantity"]["minimum"], item["quantity"]["maximum"]) == (1, domain.MAX_QUANTITY)
+    assert item["unitPrice"]["required"] == ["currencyCode"]
+    assert money["currencyCode"]["pattern"] == domain._CURRENCY.pattern
+    assert (money["nanos"]["minimum"], money["nanos"]["maximum"]) == (0, NANOS_PER_UNIT - 1)
+    (page_size,) = [p for p in _operations(doc)["ListOrders"][2]["parameters"] if p["name"] == "pageSize"]
+    assert page_size["schema"]["minimum"] == 0
+    with pytest.raises(InvalidArgument):
+        page_size_of(-1)
+    # Every order id in the document is a UUID, which is what order_svc makes and accepts.
+    for name in ("GetOrder", "CancelOrder", "WatchOrder"):
+        (param,) = [p for p in _operations(doc)[name][2]["parameters"] if p["name"] == "order_id"]
+        assert param["schema"] == {"type": "string", "format": "uuid"}
+    assert order["orderId"]["format"] == "uuid"
+    for made in (new_id(), derived_id("idempotency-key", "alice", "k")):
+        domain.validate_order_id(made)
+    with pytest.raises(InvalidArgument):
+        domain.validate_order_id("not-a-uuid")
+
+
+def test_the_document_is_served_at_openapi_json_as_committed() -> None:
+    assert GATEWAY_OPENAPI == protogen.OPENAPI  # devstack.gateway serves the file `make gen` writes

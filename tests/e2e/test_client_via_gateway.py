@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import uuid
 
 import pytest
 
@@ -36,7 +37,7 @@ async def test_errors_keep_their_details_through_the_gateway(client: OrdersClien
             await client.place_order("", ["SKU-1:0:1"], payment_method="pm_bogus")
         assert {v.field for v in caught.value.violations} == {"order.payment_method", "order.line_items[0].quantity"}
         with pytest.raises(OrderNotFound) as missing:
-            await client.get_order("no-such-order")
+            await client.get_order(str(uuid.uuid4()))
         assert missing.value.reason == "ORDER_NOT_FOUND"
         with pytest.raises(PermissionDenied) as denied:
             await client.place_order("someone-else", ["SKU-1:1:1"])

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
+from pathlib import Path
 from typing import Any
 
 import grpc
@@ -20,9 +21,11 @@ from notifications.v1 import notifications_pb2, notifications_pb2_grpc
 from orders.v1 import orders_pb2, orders_pb2_grpc
 from payments.v1 import payments_pb2, payments_pb2_grpc
 
+from devstack.gateway import OPENAPI, REDOC
 from tests.e2e.conftest import System, TokenFor
 
 Json = dict[str, Any]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def order_body(customer: str, payment_method: str = "pm_card_visa", quantity: int = 2) -> Json:
@@ -322,3 +325,126 @@ async def test_internal_services_are_unreachable_over_native_grpc(
             notifications_pb2.ListNotificationsRequest(), timeout=10
         )
         assert listed is not None
+
+
+# ── The API's description: /openapi.json and /docs, public ─────────────────────────────────────────────
+
+
+async def test_the_openapi_document_is_served_without_a_token(anonymous: httpx.AsyncClient) -> None:
+    reply = await anonymous.get("/openapi.json")
+    assert reply.status_code == 200, reply.text
+    assert reply.headers["content-type"] == "application/json"
+    assert reply.headers["x-content-type-options"] == "nosniff"
+    assert reply.json() == json.loads(OPENAPI.read_text(encoding="utf-8"))
+    head = await anonymous.head("/openapi.json")
+    assert head.status_code == 200
+
+
+async def test_the_reference_page_is_served_without_a_token_from_the_gateway_alone(
+    anonymous: httpx.AsyncClient,
+) -> None:
+    reply = await anonymous.get("/docs")
+    assert reply.status_code == 200, reply.text
+    assert reply.headers["content-type"].startswith("text/html")
+    assert "default-src 'none'" in reply.headers["content-security-policy"]
+    if not REDOC.is_file():
+        assert "make docs-ui" in reply.text  # a notice that says how to get the real page
+        pytest.skip(f"{REDOC.relative_to(ROOT)} is not installed (`make docs-ui` needs npm): /docs is a notice")
+    assert 'spec-url="/openapi.json"' in reply.text
+    script = await anonymous.get("/docs/redoc.standalone.js")
+    assert script.status_code == 200
+    assert script.headers["content-type"].startswith("text/javascript")
+    assert script.content == REDOC.read_bytes()
+
+
+# Every method a documented path does not take, on each path: 405, what it takes (Allow), Status JSON.
+UNDECLARED = [
+    (method, path, allow)
+    for path, allow in (
+        ("/v1/orders", "GET, POST"),
+        (f"/v1/orders/{uuid.UUID(int=1)}", "GET"),
+        (f"/v1/orders/{uuid.UUID(int=1)}:cancel", "POST"),
+        (f"/v1/orders/{uuid.UUID(int=1)}:watch", "GET"),
+    )
+    for method in ("PUT", "DELETE", "PATCH", "OPTIONS", "TRACE", "QUERY", "GET", "POST")
+    if method not in allow
+]
+
+
+@pytest.mark.parametrize(("method", "path", "allow"), UNDECLARED)
+async def test_a_method_the_path_does_not_take_is_405_naming_the_ones_it_does(
+    http: httpx.AsyncClient, method: str, path: str, allow: str
+) -> None:
+    reply = await http.request(method, path)  # QUERY with no Content-Type, as the fuzzer sends it
+    body = assert_status_json(reply, 405, grpc.StatusCode.UNIMPLEMENTED)
+    assert reply.headers["allow"] == allow
+    assert f"method {method} is not allowed" in str(body["message"]), body
+    assert "x-envoy-upstream-service-time" not in reply.headers  # never reached order_svc
+    for method_taken in allow.split(", "):
+        assert method_taken in str(body["message"])
+
+
+@pytest.mark.parametrize(
+    ("path", "message"),
+    [
+        ("/v1/orders/abc", "order_id: must be a UUID"),
+        ("/v1/orders/%01", "order_id: must not contain control characters"),  # was 404 "orders/\x01 not found"
+        ("/v1/orders/a%0Ab:watch", "order_id: must not contain control characters"),
+        ("/v1/orders/%C2%85", "order_id: must not contain control characters"),
+    ],
+)
+async def test_a_malformed_order_id_is_a_400_naming_order_id(http: httpx.AsyncClient, path: str, message: str) -> None:
+    body = assert_status_json(await http.get(path), 400, grpc.StatusCode.INVALID_ARGUMENT)
+    assert str(body["message"]).startswith(message), body
+    details = body["details"]
+    assert isinstance(details, list)
+    (bad_request,) = [d for d in details if d["@type"] == "type.googleapis.com/google.rpc.BadRequest"]
+    assert [v["field"] for v in bad_request["fieldViolations"]] == ["order_id"]
+
+
+@pytest.mark.parametrize(
+    ("path", "content", "message"),
+    [
+        # Was `order: Proto fields must have a name.` (and `: Proto ...` for CancelOrder's body).
+        ("/v1/orders", b'{"": 1}', 'order: a JSON object in the request body has an empty key ("")'),
+        (
+            f"/v1/orders/{uuid.UUID(int=1)}:cancel",
+            b'{"": "x"}',
+            'request body: a JSON object in the request body has an empty key ("")',
+        ),
+        (f"/v1/orders/{uuid.UUID(int=1)}:cancel", b"[]", "request body: must be a JSON object"),
+        ("/v1/orders", b"[]", "request body: a JSON array in the request body where an object"),
+        (
+            "/v1/orders",
+            b'{"lineItems": [{"quantity": "two"}]}',
+            'order.line_items[0].quantity: "two" is not a 32-bit integer',
+        ),
+        ("/v1/orders", b'{"state": "NOPE"}', 'order.state: "NOPE" is not a valid orders.v1.OrderState'),
+        ("/v1/orders", b'{"customerId": ', "the request body is not valid JSON: Unexpected end of string"),
+        ("/v1/orders", b'{"lineItems": []}', "order.line_items: must have at least one item"),  # order_svc's
+    ],
+)
+async def test_a_bad_body_is_a_400_whose_message_says_what_to_fix(
+    http: httpx.AsyncClient, path: str, content: bytes, message: str
+) -> None:
+    reply = await http.post(path, content=content, headers={"content-type": "application/json"})
+    body = assert_status_json(reply, 400, grpc.StatusCode.INVALID_ARGUMENT)
+    assert str(body["message"]).startswith(message), body
+    assert "Proto field" not in str(body["message"])
+
+
+async def test_a_request_the_http_parser_refuses_is_a_400_saying_what_to_encode(system: System) -> None:
+    host, port = system.url.removeprefix("http://").split(":")
+    reader, writer = await asyncio.open_connection(host, int(port))
+    try:
+        writer.write(b"GET /v1/orders/a\x01b HTTP/1.1\r\nHost: gateway\r\nConnection: close\r\n\r\n")
+        await writer.drain()
+        async with asyncio.timeout(10):
+            raw = await reader.read()
+    finally:
+        writer.close()
+    head, _, payload = raw.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 400"), raw
+    status = json.loads(payload)
+    assert status["code"] == grpc.StatusCode.INVALID_ARGUMENT.value[0]
+    assert "percent-encode control characters" in status["message"], status

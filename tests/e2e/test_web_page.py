@@ -18,6 +18,7 @@ import pytest
 from payments.v1 import payments_pb2, payments_pb2_grpc
 from playwright.async_api import Browser, ConsoleMessage, Page, Request, Route, ViewportSize, async_playwright, expect
 
+from devstack.gateway import REDOC
 from devstack.stack import wait_for
 from tests.e2e.conftest import System
 
@@ -529,3 +530,36 @@ async def test_the_pkce_challenge_is_the_same_without_crypto_subtle(page: Page) 
         }"""
     )
     assert same is True
+
+
+async def test_the_api_reference_renders_the_openapi_document_with_nothing_from_elsewhere(
+    browser: Browser, system: System
+) -> None:
+    if not REDOC.is_file():
+        pytest.skip(f"{REDOC} is not installed (`make docs-ui` needs npm): /docs is a notice")
+    context = await browser.new_context(base_url=system.url, viewport=DESKTOP)
+    routed: list[str] = []
+
+    async def refuse(route: Route) -> None:
+        routed.append(route.request.url)
+        await route.abort()
+
+    await context.route(NOT_LOCAL, refuse)
+    page = await context.new_page()
+    failed: list[tuple[str, str | None]] = []
+    page.on("requestfailed", lambda request: failed.append((request.url, request.failure)))
+    errors: list[str] = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    try:
+        reply = await page.goto("/docs")
+        assert reply is not None
+        assert reply.status == 200
+        await expect(page.get_by_role("heading", name="Order saga HTTP/JSON API")).to_be_visible(timeout=20_000)
+        for text in ("Places an order", "/v1/orders/{order_id}:cancel", "google.rpc.Status"):
+            await expect(page.get_by_text(text).first).to_be_attached()
+    finally:
+        await context.close()
+    assert errors == []
+    # Redoc's footer asks a CDN for its logo: the page's policy refuses it before any request leaves.
+    assert routed == []
+    assert all(failure == "csp" for url, failure in failed if NOT_LOCAL.match(url)), failed

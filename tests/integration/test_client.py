@@ -45,6 +45,7 @@ from orders_client import (
 )
 
 FINAL_TIMEOUT = 60.0
+NO_SUCH_ORDER = str(uuid.uuid4())  # well formed (a malformed id is INVALID_ARGUMENT), but no order has it
 ROOT = Path(__file__).resolve().parents[2]
 ADMIN = "orders:admin"
 
@@ -175,12 +176,12 @@ async def test_invalid_order_names_every_bad_field(client: OrdersClient) -> None
 
 async def test_unknown_order_is_not_found(client: OrdersClient) -> None:
     with pytest.raises(OrderNotFound) as caught:
-        await client.get_order("no-such-order")
-    assert caught.value.resource_name == "orders/no-such-order"
+        await client.get_order(NO_SUCH_ORDER)
+    assert caught.value.resource_name == f"orders/{NO_SUCH_ORDER}"
     with pytest.raises(OrderNotFound):
-        await client.cancel_order("no-such-order")
+        await client.cancel_order(NO_SUCH_ORDER)
     with pytest.raises(OrderNotFound):
-        async for _ in client.watch_order("no-such-order"):
+        async for _ in client.watch_order(NO_SUCH_ORDER):
             pass
 
 
@@ -202,7 +203,7 @@ def test_sync_client_places_lists_and_waits(stack: Stack, who: str, token: str) 
         assert final.state is OrderState.PAID
         assert [o.order_id for o in client.list_orders(who, page_size=1)] == [order.order_id]
         with pytest.raises(OrderNotFound):
-            client.get_order("no-such-order")
+            client.get_order(NO_SUCH_ORDER)
 
 
 def test_the_readme_example_runs(stack: Stack) -> None:
@@ -412,8 +413,8 @@ def test_cli_invalid_input_names_the_option_and_field(stack: Stack, token: str) 
 
 
 def test_cli_exit_codes_for_not_found_precondition_and_unavailable(stack: Stack, token: str) -> None:
-    missing = orders_cli(stack, "get", "no-such-order", token=token)
-    assert (missing.returncode, missing.stderr.strip()) == (4, "error: orders/no-such-order not found")
+    missing = orders_cli(stack, "get", NO_SUCH_ORDER, token=token)
+    assert (missing.returncode, missing.stderr.strip()) == (4, f"error: orders/{NO_SUCH_ORDER} not found")
 
     placed = orders_cli(stack, "--json", "place", "--item", "A:1:1", "--wait", token=token)
     paid = json.loads(placed.stdout)

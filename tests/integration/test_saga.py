@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import uuid
 from collections import Counter
 
 import grpc
@@ -186,7 +187,7 @@ async def test_list_orders_pages_newest_first_with_opaque_tokens(saga: SagaClien
 
 async def test_get_of_an_unknown_order_is_not_found(saga: SagaClient) -> None:
     with pytest.raises(grpc.aio.AioRpcError) as raised:
-        await saga.orders.GetOrder(orders_pb2.GetOrderRequest(order_id="no-such-order"))
+        await saga.orders.GetOrder(orders_pb2.GetOrderRequest(order_id=str(uuid.uuid4())))
     assert raised.value.code() == grpc.StatusCode.NOT_FOUND
 
 

@@ -49,7 +49,8 @@ def test_invalid_argument_carries_every_field_violation() -> None:
         FieldViolation("order.customer_id", "is required"),
         FieldViolation("order.line_items[0].quantity", "must be between 1 and 1000"),
     )
-    assert error.message == "the request has invalid fields"
+    # The message names every bad field too, for whoever sees only the message.
+    assert error.message == "order.customer_id: is required; order.line_items[0].quantity: must be between 1 and 1000"
     assert "order.line_items[0].quantity: must be between 1 and 1000" in str(error)
 
 

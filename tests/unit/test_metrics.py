@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 import urllib.request
+import uuid
 from collections.abc import Sequence
 
 from prometheus_client import REGISTRY
@@ -30,7 +31,7 @@ def counted() -> dict[str, float]:
 
 async def test_orders_are_counted_once_when_created_and_when_they_reach_a_final_state() -> None:
     store = CountingOrderStore(FakeOrderStore())  # type: ignore[arg-type]
-    ids = iter(f"m-{i}" for i in range(100))
+    ids = iter(str(uuid.UUID(int=i + 1)) for i in range(100))  # order ids are UUIDs
     usecases = OrderUseCases(store, FakeFeed(), clock=Clock(), ids=lambda: next(ids))
     before = counted()
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import textwrap
 from pathlib import Path
 from typing import Any
@@ -436,8 +437,10 @@ def test_a_server_stream_is_text_event_stream_whose_events_carry_the_message_jso
     ok = _op(doc, "/v1/things/{id}:follow", "get")["responses"]["200"]
     assert list(ok["content"]) == ["text/event-stream"]
     stream = ok["content"]["text/event-stream"]
-    assert stream["schema"] == {"type": "string"}
-    data = stream["x-itemSchema"]["properties"]["data"]
+    assert list(stream) == ["schema"]  # one event's schema (Open API 3.1 has no itemSchema)
+    assert stream["schema"]["type"] == "object"
+    assert stream["schema"]["required"] == ["data"]
+    data = stream["schema"]["properties"]["data"]
     assert data == {"type": "string", "contentMediaType": "application/json", "contentSchema": _ref("demo.v1.Thing")}
     assert "`data: <Thing JSON>`" in ok["description"]
 
@@ -580,3 +583,50 @@ def test_two_rules_for_one_route_are_refused(tmp_path: Path) -> None:
     )
     with pytest.raises(ValueError, match=r"two HTTP rules for GET /v1/m/\{id\}"):
         openapi.build(fds, openapi.Api(service="bad.v1.Bad", title="t", server="http://127.0.0.1:9"))
+
+
+def test_links_lead_from_a_response_to_the_operations_its_fields_address(doc: Json) -> None:
+    made = _op(doc, "/v1/{parent}/things", "post")["responses"]["200"]["links"]
+    assert made == {
+        target: {
+            "operationId": target,
+            "parameters": {"id": "$response.body#/id"},
+            "description": f"{target} on the Thing returned, by its id.",
+        }
+        for target in ("FollowThing", "GetLabels", "RenameThing")
+    }
+    # Not from an operation that was called with the id already, nor from a stream or a response_body.
+    for path, verb in (("/v1/things/{id}:rename", "post"), ("/v1/things/{id}:follow", "get"), ("/v1/things", "get")):
+        assert "links" not in _op(doc, path, verb)["responses"]["200"], path
+
+
+def test_field_schemas_add_the_services_rules_to_fields_and_parameters(fds: descriptor_pb2.FileDescriptorSet) -> None:
+    rules: dict[str, Json] = {
+        "demo.v1.Thing.count": {"pattern": "^[0-9]+$"},
+        "demo.v1.Thing.labels": {"maxItems": 3},
+        "demo.v1.Thing.part": {"required": ["sku"]},
+        "demo.v1.GetThingRequest.id": {"format": "uuid"},
+        "demo.v1.FindThingsRequest.page_size": {"minimum": 0},
+    }
+    doc = openapi.build(fds, dataclasses.replace(DEMO_API, field_schemas=rules))
+    thing = _schema(doc, "demo.v1.Thing")["properties"]
+    assert thing["count"] == {"type": "string", "format": "int64", "pattern": "^[0-9]+$"}
+    assert thing["labels"] == {"type": "array", "items": {"type": "string"}, "maxItems": 3}
+    assert thing["part"]["$ref"] == "#/components/schemas/demo.v1.Thing.Part"
+    assert thing["part"]["required"] == ["sku"]
+    follow = _params(_op(doc, "/v1/things/{id}:follow", "get"), "path")["id"]
+    assert follow["schema"] == {"type": "string", "format": "uuid"}
+    assert _params(_op(doc, "/v1/things", "get"), "query")["pageSize"]["schema"]["minimum"] == 0
+
+
+def test_a_field_schema_for_a_field_the_document_lacks_is_refused(fds: descriptor_pb2.FileDescriptorSet) -> None:
+    with pytest.raises(ValueError, match=r"demo\.v1\.Thing\.nope"):
+        openapi.build(fds, dataclasses.replace(DEMO_API, field_schemas={"demo.v1.Thing.nope": {"minLength": 1}}))
+
+
+def test_objects_take_unknown_keys_but_never_the_empty_one(doc: Json) -> None:
+    objects = [s for s in doc["components"]["schemas"].values() if s.get("type") == "object" and "properties" in s]
+    assert objects
+    for schema in objects:
+        assert schema["propertyNames"] == {"minLength": 1}
+        assert "additionalProperties" not in schema  # the transcoder ignores a key it does not know

@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from chassis.errors import InvalidArgument
+from chassis.ids import derived_id, new_id
 from chassis.money import Money
 from order_svc.domain import (
     LineItemDraft,
@@ -19,6 +20,7 @@ from order_svc.domain import (
     RefundState,
     StepKind,
     place_order,
+    validate_order_id,
 )
 from order_svc.events import events_for
 
@@ -181,3 +183,30 @@ def test_a_refund_for_an_order_that_owes_none_changes_nothing() -> None:
 def test_a_void_never_cancels_an_order_that_is_still_waiting_for_its_charge() -> None:
     order = place_order(draft(), "o", NOW)
     assert order.apply_payment(PaymentOutcome("o", "p-1", PaymentResult.VOIDED), LATER) is None
+
+
+@pytest.mark.parametrize(
+    ("order_id", "problem"),
+    [
+        ("", "is required: the orderId that CreateOrder returned"),
+        ("a\x01b", "must not contain control characters"),
+        ("\x0c", "must not contain control characters"),
+        ("abc\u0085", "must not contain control characters"),  # C1 controls too
+        (new_id() + "\n", "must not contain control characters"),
+        ("abc", "must be a UUID such as 3b241101-e2bb-4255-8caf-4136c566a962 (the orderId that CreateOrder returned)"),
+        (
+            new_id() + "x",
+            "must be a UUID such as 3b241101-e2bb-4255-8caf-4136c566a962 (the orderId that CreateOrder returned)",
+        ),
+    ],
+)
+def test_a_malformed_order_id_is_invalid_naming_order_id_in_the_message_too(order_id: str, problem: str) -> None:
+    with pytest.raises(InvalidArgument) as raised:
+        validate_order_id(order_id)
+    assert [(v.field, v.description) for v in raised.value.violations] == [("order_id", problem)]
+    assert raised.value.message == f"order_id: {problem}"
+
+
+def test_every_id_the_service_makes_is_a_well_formed_order_id() -> None:
+    for order_id in (new_id(), derived_id("idempotency-key", "alice", "key-1"), new_id().upper()):
+        validate_order_id(order_id)  # no exception

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import uuid
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
@@ -104,7 +105,7 @@ class Clock:
 
 def make() -> tuple[OrderUseCases, FakeOrderStore, FakeFeed, list[int]]:
     store, feed, commits = FakeOrderStore(), FakeFeed(), [0]
-    ids = iter(f"o-{i}" for i in range(1000))
+    ids = iter(f"00000000-0000-4000-8000-{i:012d}" for i in range(1000))  # order ids are UUIDs
 
     def on_commit() -> None:
         commits[0] += 1
@@ -171,7 +172,7 @@ async def test_a_payment_for_an_unknown_order_is_retryable_not_dropped() -> None
     with pytest.raises(LookupError):
         await usecases.apply_payment(PaymentOutcome("nope", "p-1", PaymentResult.SUCCEEDED))
     with pytest.raises(OrderNotFound):
-        await usecases.get("nope", ALICE)
+        await usecases.get(str(uuid.uuid4()), ALICE)
 
 
 async def test_watch_yields_each_change_and_ends_at_a_final_state() -> None:
@@ -229,3 +230,15 @@ async def test_the_same_idempotency_key_from_two_customers_makes_two_orders() ->
     alices = await usecases.place(DRAFT, "shared-key", ALICE)
     bobs = await usecases.place(OrderDraft("bob", DRAFT.line_items, DRAFT.payment_method), "shared-key", BOB)
     assert alices.order_id != bobs.order_id
+
+
+@pytest.mark.parametrize("order_id", ["", "nope", "a\x01b"])
+async def test_a_malformed_order_id_is_invalid_argument_before_any_lookup(order_id: str) -> None:
+    usecases, *_ = make()
+    for call in (usecases.get(order_id, ALICE), usecases.cancel(order_id, "", ALICE)):
+        with pytest.raises(InvalidArgument) as raised:
+            await call
+        assert [v.field for v in raised.value.violations] == ["order_id"]
+    with pytest.raises(InvalidArgument):
+        async for _ in usecases.watch(order_id, ALICE):
+            pass
