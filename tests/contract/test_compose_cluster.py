@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from tests.contract.test_deploy import APP_SERVICES, COMPOSE, ROOT, SERVICES, compose, compose_tool
+from tests.contract.test_deploy import (
+    APP_SERVICES,
+    ROOT,
+    SERVICES,
+    compose,
+    compose_tool,
+    resolved_compose,
+    run_compose,
+)
 
 CLUSTER = ROOT / "docker-compose.cluster.yml"
 RS_SCRIPT = ROOT / "deploy" / "k8s" / "base" / "mongo-rs-initiate.js"
@@ -17,21 +21,9 @@ RS_SCRIPT = ROOT / "deploy" / "k8s" / "base" / "mongo-rs-initiate.js"
 
 def cluster_config(tool: str, tmp_path: Path) -> dict[str, Any]:
     """docker-compose.yml with docker-compose.cluster.yml over it, as docker-compose resolves them (offline)."""
-    environ = {k: v for k, v in os.environ.items() if not k.startswith("COMPOSE_") and k != "MONGODB_URI"}
     env_file = tmp_path / ".env"
     env_file.write_text("")
-    done = subprocess.run(
-        [tool, "-f", str(COMPOSE), "-f", str(CLUSTER), "--env-file", str(env_file), "config"],
-        cwd=ROOT,
-        env=environ,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert done.returncode == 0, done.stdout + done.stderr
-    doc: dict[str, Any] = yaml.safe_load(done.stdout)
-    return doc
+    return resolved_compose(CLUSTER, env_file=env_file)
 
 
 def flags(command: list[str]) -> dict[str, str]:
@@ -45,15 +37,7 @@ def volume_at(service: dict[str, Any], path: str) -> str:
 
 
 def test_compose_cluster_validates_offline() -> None:
-    done = subprocess.run(
-        [compose_tool(), "-f", str(COMPOSE), "-f", str(CLUSTER), "config", "-q"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert done.returncode == 0, done.stdout + done.stderr
+    run_compose(CLUSTER, args=["config", "-q"])
 
 
 def test_compose_cluster_runs_three_jetstream_servers_with_routes(tmp_path: Path) -> None:

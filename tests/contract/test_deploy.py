@@ -13,6 +13,7 @@ import shutil
 import subprocess
 import sys
 import tomllib
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -480,34 +481,41 @@ def compose_tool() -> str:
     return tool
 
 
-def compose_config(tool: str, env_file: Path, **env: str) -> dict[str, Any]:
-    """docker-compose.yml as docker-compose resolves it (offline), with only ``env`` and ``env_file`` set."""
-    ours = ("COMPOSE_", "OIDC_", "GATEWAY_")  # what the file substitutes, when the test does not set it
+def run_compose(*overrides: Path, args: Sequence[str], env: Mapping[str, str] | None = None) -> str:
+    """docker-compose (offline) on docker-compose.yml plus ``overrides``; its stdout, failing the test on an error.
+
+    The caller's compose-related variables are left out, so only ``env`` (and an ``--env-file`` in ``args``) count.
+    """
+    ours = ("COMPOSE_", "OIDC_", "GATEWAY_")  # what the files substitute, when the test does not set it
     environ = {k: v for k, v in os.environ.items() if not k.startswith(ours) and k != "MONGODB_URI"}
+    files = [arg for path in (COMPOSE, *overrides) for arg in ("-f", str(path))]
     done = subprocess.run(
-        [tool, "-f", str(COMPOSE), "--env-file", str(env_file), "config"],
+        [compose_tool(), *files, *args],
         cwd=ROOT,
-        env=environ | env,
+        env=environ | dict(env or {}),
         capture_output=True,
         text=True,
         timeout=120,
         check=False,
     )
     assert done.returncode == 0, done.stdout + done.stderr
-    doc: dict[str, Any] = yaml.safe_load(done.stdout)
+    return done.stdout
+
+
+def resolved_compose(*overrides: Path, env_file: Path | None = None, **env: str) -> dict[str, Any]:
+    """docker-compose.yml (plus ``overrides``) as docker-compose resolves it, with only ``env`` and ``env_file`` set."""
+    args = ["--env-file", str(env_file), "config"] if env_file is not None else ["config"]
+    doc: dict[str, Any] = yaml.safe_load(run_compose(*overrides, args=args, env=env))
     return doc
 
 
+def compose_config(tool: str, env_file: Path, **env: str) -> dict[str, Any]:
+    """docker-compose.yml as docker-compose resolves it (offline), with only ``env`` and ``env_file`` set."""
+    return resolved_compose(env_file=env_file, **env)
+
+
 def test_compose_validates_offline() -> None:
-    done = subprocess.run(
-        [compose_tool(), "-f", str(COMPOSE), "config", "-q"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert done.returncode == 0, done.stdout + done.stderr
+    run_compose(args=["config", "-q"])
 
 
 def test_compose_names_every_service_and_publishes_only_the_gateway_and_the_login_form() -> None:

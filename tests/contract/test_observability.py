@@ -8,7 +8,6 @@ the saga's dashboard), and the ``tracing`` block devstack/gateway.py renders whe
 from __future__ import annotations
 
 import json
-import os
 import re
 import shutil
 import subprocess
@@ -22,7 +21,7 @@ from prometheus_client import Counter, Gauge, Histogram
 import chassis.metrics
 import order_svc.metrics
 from devstack.gateway import TRACING_CLUSTER, GatewayConfig, render, tracing_settings
-from tests.contract.test_deploy import compose_tool, envoy_validate, hcm
+from tests.contract.test_deploy import envoy_validate, hcm, resolved_compose, run_compose
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE = ROOT / "docker-compose.yml"
@@ -36,32 +35,11 @@ BACKENDS = {"otelcol", "jaeger", "prometheus", "grafana", "nats_exporter"}
 
 def resolved() -> dict[str, Any]:
     """Both files as docker-compose merges them (offline; none of the caller's compose variables)."""
-    ours = ("COMPOSE_", "OIDC_", "GATEWAY_")
-    environ = {k: v for k, v in os.environ.items() if not k.startswith(ours) and k != "MONGODB_URI"}
-    done = subprocess.run(
-        [compose_tool(), "-f", str(COMPOSE), "-f", str(OVERRIDE), "config"],
-        cwd=ROOT,
-        env=environ,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert done.returncode == 0, done.stdout + done.stderr
-    doc: dict[str, Any] = yaml.safe_load(done.stdout)
-    return doc
+    return resolved_compose(OVERRIDE)
 
 
 def test_the_observability_variant_validates_offline() -> None:
-    done = subprocess.run(
-        [compose_tool(), "-f", str(COMPOSE), "-f", str(OVERRIDE), "config", "-q"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert done.returncode == 0, done.stdout + done.stderr
+    run_compose(OVERRIDE, args=["config", "-q"])
 
 
 def test_the_services_and_envoy_export_to_the_collector_and_serve_metrics_on_the_network() -> None:
